@@ -1,0 +1,125 @@
+"""Schema creation and upgrades, run automatically at start.
+
+A new database gets the current schema in one go and is stamped with `SCHEMA_VERSION`.
+An older database is brought forward by the numbered steps in `STEPS`, each in its own
+transaction, never by dropping anything. Several instances starting together on
+PostgreSQL serialise on an advisory lock; on SQLite the write lock does the same.
+A database written by a newer mailgate is refused rather than guessed at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, inspect, text
+from sqlmodel import SQLModel
+
+from store import models  # noqa: F401  (registers the tables)
+from store.db import Database, classify_error
+
+_LOCK_ID = 0x6D61696C67617465  # "mailgate"
+
+
+class SchemaError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Step:
+    version: int
+    description: str
+    apply: Callable[[Connection], None]
+
+
+def _add_columns(table: str, columns: list[tuple[str, str]]) -> Callable[[Connection], None]:
+    """A step adding columns of `table` as the models define them: (name, SQL default)."""
+
+    def apply(conn: Connection) -> None:
+        have = {c["name"] for c in inspect(conn).get_columns(table)}
+        model = SQLModel.metadata.tables[table]
+        for name, default in columns:
+            if name in have:
+                continue
+            sqltype = model.c[name].type.compile(dialect=conn.dialect)
+            tail = "" if default == "NULL" else f" NOT NULL DEFAULT {default}"
+            conn.execute(text(f'ALTER TABLE {table} ADD COLUMN "{name}" {sqltype}{tail}'))
+
+    return apply
+
+
+# Version 1 is the first released schema. Append steps; never edit or reorder them.
+def _v2(conn: Connection) -> None:
+    _add_columns("ticket", [("substatus", "''"), ("group_name", "''"), ("ticket_type", "''"),
+                            ("due_date", "NULL"), ("urgent", "FALSE"),
+                            ("status_changed_at", "NULL")])(conn)
+    _add_columns("agent", [("notify", "'new_ticket,customer_reply,assigned'")])(conn)
+
+
+def _v3(conn: Connection) -> None:
+    SQLModel.metadata.tables["suppression"].create(conn, checkfirst=True)
+
+
+STEPS: list[Step] = [
+    Step(2, "ticket sub-status, group, type, due date, urgent; agent notification choices",
+         _v2),
+    Step(3, "suppression list (hard bounces)", _v3),
+]
+SCHEMA_VERSION = 1 + len(STEPS)
+
+
+def current_version(conn: Connection) -> int | None:
+    if not inspect(conn).has_table("schema_version"):
+        return None
+    row = conn.execute(text("SELECT version FROM schema_version WHERE id = 1")).first()
+    return int(row[0]) if row else None
+
+
+def migrate(db: Database) -> tuple[int | None, int]:
+    """Create or upgrade the schema; returns (version found, version now)."""
+    try:
+        return _migrate(db)
+    except SchemaError:
+        raise
+    except Exception as exc:
+        mapped = classify_error(exc)
+        if mapped is not None:
+            raise mapped from exc
+        raise
+
+
+def _migrate(db: Database) -> tuple[int | None, int]:
+    with db.write_engine.connect() as conn:
+        trans = conn.begin()
+        try:
+            if db.dialect == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
+            found = current_version(conn)
+            if found is None:
+                _create_fresh(conn)
+            elif found > SCHEMA_VERSION:
+                raise SchemaError(
+                    f"the database has schema version {found}, newer than this mailgate "
+                    f"({SCHEMA_VERSION}); upgrade mailgate instead")
+            else:
+                for step in STEPS:
+                    if step.version > found:
+                        step.apply(conn)
+                        conn.execute(text("UPDATE schema_version SET version = :v WHERE id = 1"),
+                                     {"v": step.version})
+            trans.commit()
+        except BaseException:
+            trans.rollback()
+            raise
+    return found, SCHEMA_VERSION
+
+
+def _create_fresh(conn: Connection) -> None:
+    existing = set(inspect(conn).get_table_names())
+    ours = set(SQLModel.metadata.tables)
+    if existing & ours:
+        raise SchemaError("the database has mailgate tables but no schema_version row; "
+                          "it was not created by mailgate and is left untouched")
+    SQLModel.metadata.create_all(conn)
+    conn.execute(text("INSERT INTO schema_version (id, version) VALUES (1, :v)"),
+                 {"v": SCHEMA_VERSION})

@@ -1,0 +1,256 @@
+"""Tables. The same definitions run on SQLite and PostgreSQL.
+
+Timestamps are stored in UTC and always come back timezone-aware. Raw mail is kept as
+bytes exactly as received (`Inbound.raw`), and queries that list rows defer loading it.
+This module defines data only: no queries, no commits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, Index, LargeBinary, UniqueConstraint
+from sqlalchemy.types import DateTime, TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware datetimes in, aware UTC datetimes out, on both databases."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _ts(**kw) -> Any:
+    return Field(sa_type=UTCDateTime, **kw)
+
+
+class SchemaVersion(SQLModel, table=True):
+    __tablename__ = "schema_version"
+    id: int = Field(default=1, primary_key=True)
+    version: int
+
+
+class Setting(SQLModel, table=True):
+    __tablename__ = "setting"
+    key: str = Field(primary_key=True, max_length=100)
+    value: str
+
+
+class Project(SQLModel, table=True):
+    __tablename__ = "project"
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(unique=True, max_length=40)
+    name: str = Field(max_length=200)
+    key: str = Field(unique=True, max_length=40)
+    workflow: str = Field(default="support", max_length=40)
+    created_at: dt.datetime = _ts(default_factory=utcnow)
+
+
+class Contact(SQLModel, table=True):
+    __tablename__ = "contact"
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(unique=True, max_length=254)
+    name: str = Field(default="", max_length=200)
+    created_at: dt.datetime = _ts(default_factory=utcnow)
+
+
+class ContactProject(SQLModel, table=True):
+    __tablename__ = "contact_project"
+    contact_id: int = Field(foreign_key="contact.id", primary_key=True)
+    project_id: int = Field(foreign_key="project.id", primary_key=True, index=True)
+
+
+class Agent(SQLModel, table=True):
+    __tablename__ = "agent"
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(unique=True, max_length=254)
+    name: str = Field(max_length=200)
+    role: str = Field(default="agent", max_length=20)     # agent | admin
+    all_projects: bool = True
+    active: bool = True
+    created_at: dt.datetime = _ts(default_factory=utcnow)
+    # events that mail this agent (schema v2), comma-separated; see mailgate.notify
+    notify: str = Field(default="new_ticket,customer_reply,assigned", max_length=200)
+
+
+class AgentProject(SQLModel, table=True):
+    __tablename__ = "agent_project"
+    agent_id: int = Field(foreign_key="agent.id", primary_key=True)
+    project_id: int = Field(foreign_key="project.id", primary_key=True, index=True)
+
+
+class Ticket(SQLModel, table=True):
+    """A ticket; its id is the number customers see as [#N]."""
+
+    __tablename__ = "ticket"
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    subject: str = Field(max_length=500)
+    status: str = Field(default="new", max_length=60, index=True)
+    priority: int = 2
+    requester_id: int | None = Field(default=None, foreign_key="contact.id", index=True)
+    assignee_id: int | None = Field(default=None, foreign_key="agent.id")
+    created_at: dt.datetime = _ts(default_factory=utcnow)
+    updated_at: dt.datetime = _ts(default_factory=utcnow)
+    closed_at: dt.datetime | None = _ts(default=None)
+    deleted_at: dt.datetime | None = _ts(default=None)
+    # schema v2: what mail commands change beyond status and priority
+    substatus: str = Field(default="", max_length=60)
+    group_name: str = Field(default="", max_length=60)
+    ticket_type: str = Field(default="", max_length=60)
+    due_date: dt.date | None = None
+    urgent: bool = False
+    status_changed_at: dt.datetime | None = _ts(default=None)
+
+
+class TicketContact(SQLModel, table=True):
+    """People on the customer side of a ticket: the requester and anyone added to it."""
+
+    __tablename__ = "ticket_contact"
+    ticket_id: int = Field(foreign_key="ticket.id", primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", primary_key=True, index=True)
+    role: str = Field(default="cc", max_length=20)        # requester | cc
+
+
+class Inbound(SQLModel, table=True):
+    """A mail exactly as it arrived, committed before it is acknowledged."""
+
+    __tablename__ = "inbound"
+    __table_args__ = (Index("ix_inbound_state_next", "state", "next_attempt_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    received_at: dt.datetime = _ts(default_factory=utcnow)
+    source: str = Field(default="smtp", max_length=200)
+    peer: str = Field(default="", max_length=200)
+    helo: str = Field(default="", max_length=255)
+    mail_from: str = Field(default="", max_length=512)
+    rcpt_tos: list[str] = Field(default_factory=list, sa_type=JSON)
+    raw: bytes = Field(sa_type=LargeBinary)
+    size: int = 0
+    sha256: str = Field(default="", max_length=64)
+    imap_key: str | None = Field(default=None, unique=True, max_length=600)
+    # pending -> processing -> done | unassigned | quarantined | spam | duplicate | dropped
+    state: str = Field(default="pending", max_length=20)
+    reason: str = ""
+    attempts: int = 0
+    next_attempt_at: dt.datetime | None = _ts(default=None)
+    lease_until: dt.datetime | None = _ts(default=None)
+    processed_at: dt.datetime | None = _ts(default=None)
+    ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
+
+
+class Message(SQLModel, table=True):
+    """A parsed mail on a ticket (or waiting in the unassigned queue: ticket_id NULL)."""
+
+    __tablename__ = "message"
+    __table_args__ = (UniqueConstraint("dedup_key", name="uq_message_dedup"),)
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int | None = Field(default=None, foreign_key="ticket.id", index=True)
+    inbound_id: int | None = Field(default=None, foreign_key="inbound.id", index=True)
+    direction: str = Field(default="in", max_length=10)    # in | out | internal
+    author: str = Field(default="", max_length=20)          # customer | agent | stranger | system
+    message_id: str = Field(default="", max_length=998, index=True)
+    in_reply_to: str = ""
+    references: str = ""
+    from_addr: str = Field(default="", max_length=254, index=True)
+    from_name: str = Field(default="", max_length=200)
+    to_addrs: list[str] = Field(default_factory=list, sa_type=JSON)
+    cc_addrs: list[str] = Field(default_factory=list, sa_type=JSON)
+    subject: str = ""
+    text: str = ""          # what the author newly wrote (quotes trimmed, commands removed)
+    full_text: str = ""     # the whole text body as received
+    html: str = ""
+    decision: dict = Field(default_factory=dict, sa_type=JSON)
+    defects: list[str] = Field(default_factory=list, sa_type=JSON)
+    dedup_key: str | None = Field(default=None, max_length=200)
+    created_at: dt.datetime = _ts(default_factory=utcnow)
+
+
+class Attachment(SQLModel, table=True):
+    __tablename__ = "attachment"
+    id: int | None = Field(default=None, primary_key=True)
+    message_row_id: int = Field(foreign_key="message.id", index=True)
+    filename: str = Field(max_length=255)        # sanitized display name; never a path
+    content_type: str = Field(max_length=255)
+    size: int
+    sha256: str = Field(max_length=64, index=True)
+    content_id: str = Field(default="", max_length=255)
+    data: bytes = Field(sa_type=LargeBinary)
+
+
+class ThreadRef(SQLModel, table=True):
+    """Message-IDs we stored or sent, so replies that cite them find their ticket."""
+
+    __tablename__ = "thread_ref"
+    id: int | None = Field(default=None, primary_key=True)
+    msgid: str = Field(max_length=998, index=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    created_at: dt.datetime = _ts(default_factory=utcnow)
+
+
+class Event(SQLModel, table=True):
+    """The audit log of a ticket: who did what, when, and the status at that moment."""
+
+    __tablename__ = "event"
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    at: dt.datetime = _ts(default_factory=utcnow)
+    actor: str = Field(default="system", max_length=254)
+    kind: str = Field(max_length=40)
+    old: str = ""
+    new: str = ""
+    status: str = Field(default="", max_length=60)
+    detail: str = ""
+
+
+class Outbox(SQLModel, table=True):
+    """An outgoing mail, kept until the relay takes it (2xx) or refuses it for good (5xx)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_state_next", "state", "next_attempt_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: dt.datetime = _ts(default_factory=utcnow)
+    kind: str = Field(max_length=40)                 # ack | reply | notify | transcript ...
+    ticket_id: int | None = Field(default=None, foreign_key="ticket.id", index=True)
+    mail_from: str = Field(max_length=512)           # envelope sender (VERP)
+    rcpt: str = Field(max_length=254)
+    message_id: str = Field(max_length=998)
+    subject: str = ""
+    raw: bytes = Field(sa_type=LargeBinary)
+    automatic: bool = True
+    state: str = Field(default="pending", max_length=20)   # pending | sending | sent | failed
+    attempts: int = 0
+    next_attempt_at: dt.datetime = _ts(default_factory=utcnow)
+    lease_until: dt.datetime | None = _ts(default=None)
+    last_error: str = ""
+    sent_at: dt.datetime | None = _ts(default=None)
+
+
+class Suppression(SQLModel, table=True):
+    """No automatic mail to this address until `until` (a hard bounce said it is dead)."""
+
+    __tablename__ = "suppression"
+    address: str = Field(primary_key=True, max_length=254)
+    until: dt.datetime = _ts()
+    reason: str = ""
+    created_at: dt.datetime = _ts(default_factory=utcnow)
