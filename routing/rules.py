@@ -1,0 +1,245 @@
+"""Routing: which ticket or project a mail belongs to, as an ordered table of small rules.
+
+`route(facts, directory, now)` runs the rules in order; the first one that decides wins,
+and every rule leaves a `RuleHit` saying what it saw, so `unassigned show` and the logs
+can tell an admin why a mail went where it went. Rules are pure: everything they need
+about tickets, projects and the sender was looked up beforehand into `Directory`.
+
+Order (see the README): a valid reply token; In-Reply-To/References naming a Message-ID
+we stored or sent; a `[#N]` subject tag; a project key in a plus-address; the sender's
+registered project; otherwise the unassigned queue. A mail that points at a ticket its
+sender does not take part in goes to the unassigned queue and is never appended: that is
+how the "Ticket Trick" is stopped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from routing.addresses import Recipient, RecipientKind
+from routing.tokens import TicketFacts, TokenKey, verify_token
+
+SUBJECT_TAG_RE = re.compile(r"\[#([1-9][0-9]{0,11})\]")
+
+
+class Target(StrEnum):
+    TICKET = "ticket"            # append to an existing ticket
+    NEW_TICKET = "new_ticket"    # open a ticket in a project
+    UNASSIGNED = "unassigned"    # wait for an admin
+
+
+@dataclass(frozen=True)
+class TicketView:
+    number: int
+    project: str
+    deleted: bool = False
+    participants: frozenset[str] = frozenset()   # everyone allowed to write to it
+
+
+@dataclass(frozen=True)
+class MailFacts:
+    """The facts of one mail that routing looks at (all addresses normalized)."""
+
+    sender: str | None
+    sender_problem: str
+    recipients: tuple[Recipient, ...]
+    subject: str
+    thread_ids: tuple[str, ...]    # In-Reply-To first, then References newest first
+
+
+@dataclass(frozen=True)
+class Directory:
+    """Everything routing may know about the world, gathered for one mail."""
+
+    tickets: Mapping[int, TicketView] = field(default_factory=dict)
+    thread_index: Mapping[str, int] = field(default_factory=dict)   # Message-ID -> ticket
+    projects_by_key: Mapping[str, str] = field(default_factory=dict)  # key -> slug
+    sender_projects: tuple[str, ...] = ()
+    sender_tickets: tuple[int, ...] = ()
+    token_keys: tuple[TokenKey, ...] = ()
+    token_max_age_days: int = 365
+
+
+@dataclass(frozen=True)
+class RuleHit:
+    rule: str
+    matched: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    target: Target
+    rule: str
+    reason: str
+    ticket: int | None = None
+    project: str | None = None
+    purpose: str = "reply"       # "note" when the mail came to a note address
+    hits: tuple[RuleHit, ...] = ()
+
+    def as_dict(self) -> dict:
+        return {"target": str(self.target), "rule": self.rule, "reason": self.reason,
+                "ticket": self.ticket, "project": self.project, "purpose": self.purpose,
+                "hits": [{"rule": h.rule, "matched": h.matched, "detail": h.detail}
+                         for h in self.hits]}
+
+
+@dataclass(frozen=True)
+class _Step:
+    hit: RuleHit
+    decision: RouteDecision | None = None
+
+
+Rule = Callable[[MailFacts, Directory, dt.datetime], _Step]
+
+
+def _unassigned(rule: str, reason: str, **kw) -> RouteDecision:
+    return RouteDecision(Target.UNASSIGNED, rule, reason, **kw)
+
+
+def rule_sender(facts: MailFacts, d: Directory, now: dt.datetime) -> _Step:
+    if facts.sender:
+        return _Step(RuleHit("sender", True, f"sender is {facts.sender}"))
+    reason = facts.sender_problem or "no usable sender"
+    return _Step(RuleHit("sender", False, reason), _unassigned("sender", reason))
+
+
+def rule_token(facts: MailFacts, d: Directory, now: dt.datetime) -> _Step:
+    name = "reply-token"
+    tokens = [r for r in facts.recipients if r.kind is RecipientKind.TOKEN]
+    if not tokens:
+        return _Step(RuleHit(name, False, "no reply token among the recipients"))
+    verdicts = []
+    for rcpt in tokens:
+        number = _token_ticket(rcpt.detail)
+        view = d.tickets.get(number) if number else None
+        facts_for = TicketFacts(view is not None, view.deleted if view else False,
+                                view.participants if view else frozenset())
+        verdicts.append(verify_token(rcpt.detail, sender=facts.sender, keys=d.token_keys,
+                                     today=now.date(), max_age_days=d.token_max_age_days,
+                                     ticket=facts_for, sender_tickets=d.sender_tickets))
+    good = [v for v in verdicts if v.ok]
+    if not good:
+        v = verdicts[0]
+        return _Step(RuleHit(name, False, v.reason), _unassigned(name, v.reason, ticket=v.ticket))
+    if len({v.ticket for v in good}) > 1:
+        reason = "reply tokens of several tickets: " + ", ".join(f"#{v.ticket}" for v in good)
+        return _Step(RuleHit(name, False, reason), _unassigned(name, reason))
+    v = good[0]
+    return _participant_step(name, facts, d, v.ticket, f"valid reply token for #{v.ticket}",
+                             purpose=v.purpose or "reply")
+
+
+def _token_ticket(detail: str) -> int | None:
+    m = re.match(r"^[rn]([1-9][0-9]{0,11})\.", detail)
+    return int(m.group(1)) if m else None
+
+
+def rule_references(facts: MailFacts, d: Directory, now: dt.datetime) -> _Step:
+    name = "references"
+    for msgid in facts.thread_ids:
+        number = d.thread_index.get(msgid)
+        if number is None:
+            continue
+        view = d.tickets.get(number)
+        if view is None or view.deleted:
+            continue
+        return _participant_step(name, facts, d, number, f"replies to <{msgid}> of #{number}")
+    detail = "no known Message-ID" if facts.thread_ids else "no In-Reply-To or References"
+    return _Step(RuleHit(name, False, detail))
+
+
+def rule_subject_tag(facts: MailFacts, d: Directory, now: dt.datetime) -> _Step:
+    name = "subject-tag"
+    m = SUBJECT_TAG_RE.search(facts.subject)
+    if not m:
+        return _Step(RuleHit(name, False, "no [#N] tag in the subject"))
+    number = int(m.group(1))
+    view = d.tickets.get(number)
+    if view is None or view.deleted:
+        return _Step(RuleHit(name, False, f"subject tag [#{number}] names no open ticket"))
+    return _participant_step(name, facts, d, number, f"subject tag [#{number}]")
+
+
+def _participant_step(name: str, facts: MailFacts, d: Directory, number: int, what: str,
+                      purpose: str = "reply") -> _Step:
+    view = d.tickets[number]
+    if facts.sender in view.participants:
+        return _Step(RuleHit(name, True, what),
+                     RouteDecision(Target.TICKET, name, what, ticket=number,
+                                   project=view.project, purpose=purpose))
+    reason = f"{what}, but {facts.sender} is not a participant of ticket #{number}"
+    return _Step(RuleHit(name, False, reason), _unassigned(name, reason, ticket=number))
+
+
+def rule_project_key(facts: MailFacts, d: Directory, now: dt.datetime) -> _Step:
+    name = "project-address"
+    keys = [r.detail for r in facts.recipients if r.kind is RecipientKind.PROJECT]
+    if not keys:
+        return _Step(RuleHit(name, False, "no project plus-address among the recipients"))
+    known = sorted({d.projects_by_key[k] for k in keys if k in d.projects_by_key})
+    unknown = [k for k in keys if k not in d.projects_by_key]
+    if len(known) == 1:
+        reason = f"sent to the address of project {known[0]}"
+        return _Step(RuleHit(name, True, reason),
+                     RouteDecision(Target.NEW_TICKET, name, reason, project=known[0]))
+    if known:
+        reason = "sent to the addresses of several projects: " + ", ".join(known)
+        return _Step(RuleHit(name, False, reason), _unassigned(name, reason))
+    return _Step(RuleHit(name, False, "unknown project key " + ", ".join(map(repr, unknown))))
+
+
+def rule_sender_project(facts: MailFacts, d: Directory, now: dt.datetime) -> _Step:
+    name = "sender-project"
+    projects = sorted(set(d.sender_projects))
+    if len(projects) == 1:
+        reason = f"{facts.sender} is a contact of project {projects[0]}"
+        return _Step(RuleHit(name, True, reason),
+                     RouteDecision(Target.NEW_TICKET, name, reason, project=projects[0]))
+    if projects:
+        return _Step(RuleHit(name, False, f"{facts.sender} is a contact of several projects: "
+                                          + ", ".join(projects)))
+    return _Step(RuleHit(name, False, f"{facts.sender} is not a contact of any project"))
+
+
+RULES: tuple[Rule, ...] = (rule_sender, rule_token, rule_references, rule_subject_tag,
+                           rule_project_key, rule_sender_project)
+
+
+def route(facts: MailFacts, directory: Directory, now: dt.datetime) -> RouteDecision:
+    hits: list[RuleHit] = []
+    for rule in RULES:
+        step = rule(facts, directory, now)
+        hits.append(step.hit)
+        if step.decision is not None:
+            return _with_hits(step.decision, hits)
+    reason = "; ".join(h.detail for h in hits if not h.matched) or "nothing matched"
+    return _unassigned("none", reason, hits=tuple(hits))
+
+
+def _with_hits(decision: RouteDecision, hits: list[RuleHit]) -> RouteDecision:
+    return RouteDecision(decision.target, decision.rule, decision.reason, decision.ticket,
+                         decision.project, decision.purpose, tuple(hits))
+
+
+@dataclass(frozen=True)
+class Lookups:
+    """What the edge must look up before routing a mail."""
+
+    ticket_numbers: frozenset[int]
+    thread_ids: tuple[str, ...]
+    project_keys: frozenset[str]
+
+
+def lookups_for(facts: MailFacts) -> Lookups:
+    numbers: set[int] = set()
+    for r in facts.recipients:
+        if r.kind is RecipientKind.TOKEN and (n := _token_ticket(r.detail)):
+            numbers.add(n)
+    numbers.update(int(m) for m in SUBJECT_TAG_RE.findall(facts.subject)[:5])
+    keys = frozenset(r.detail for r in facts.recipients if r.kind is RecipientKind.PROJECT)
+    return Lookups(frozenset(numbers), facts.thread_ids[:50], keys)

@@ -1,0 +1,274 @@
+"""Workflows: which statuses a ticket may have, who may move it where, what happens then.
+
+A workflow is plain data built from TOML tables (`[workflows.NAME]`) or from a preset in
+`routing.presets`. Everything here is pure: functions take a workflow and values and
+return values; nothing reads the clock, the database or the config file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+CATEGORIES = ("open", "waiting", "closed")
+
+
+class WorkflowError(ValueError):
+    """A workflow table is wrong; the message names the key (`[workflows.x] ...`)."""
+
+
+def slug(text: str) -> str:
+    """The name form of a label: lower case, words joined by '-' ("Waiting for data")."""
+    return re.sub(r"[^\w]+", "-", text.strip().lower()).strip("-")
+
+
+@dataclass(frozen=True)
+class Status:
+    name: str
+    label: str
+    category: str                       # open | waiting | closed
+    actor: str = "agent"                # who acts next: agent | customer | a role's name
+    customer_visible: bool = True       # customers are mailed when a ticket enters it
+    on_customer_reply: str = ""         # status a customer's mail moves it to; "" = stays
+    notify: tuple[str, ...] = ()        # groups or addresses mailed when a ticket enters it
+    next: tuple[str, ...] | None = None  # statuses an agent may move to; None = any
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Timer:
+    """After `days` in status or sub-status `when`, the ticket moves to `to` by itself."""
+
+    when: str
+    days: int
+    to: str
+
+
+@dataclass(frozen=True)
+class Workflow:
+    name: str
+    label: str
+    statuses: Mapping[str, Status]
+    initial: str
+    close: str                          # where an agent's /close goes
+    reopen: str                         # where /reopen goes
+    customer_close: str                 # where a customer's /close (confirmation) goes
+    customer_close_from: tuple[str, ...]  # statuses in which a customer may /close
+    customer_may_reopen: bool = True
+    urgent_on_reopen: bool = False      # a reopened ticket is marked urgent (priority 3)
+    substatuses: tuple[str, ...] = ()   # second level; empty = one-level workflow
+    substatus_labels: Mapping[str, str] = field(default_factory=dict)
+    types: tuple[str, ...] = ()
+    timers: tuple[Timer, ...] = ()
+
+    # -- lookups ---------------------------------------------------------------------
+    def find_status(self, text: str) -> Status | None:
+        return _find(text, self.statuses.values())
+
+    def find_substatus(self, text: str) -> str | None:
+        wanted = slug(text)
+        for name in self.substatuses:
+            if wanted in (name, slug(self.substatus_labels.get(name, ""))):
+                return name
+        return None
+
+    def category(self, status: str) -> str:
+        s = self.statuses.get(status)
+        return s.category if s else "open"
+
+    def status_label(self, status: str) -> str:
+        s = self.statuses.get(status)
+        return s.label if s else status
+
+
+def _find(text: str, statuses) -> Status | None:
+    wanted = slug(text)
+    if not wanted:
+        return None
+    for s in statuses:
+        if wanted == s.name or wanted == slug(s.label) or wanted in s.aliases:
+            return s
+    # a unique prefix is enough ("waiting" when only one status starts with it)
+    hits = [s for s in statuses if s.name.startswith(wanted) or slug(s.label).startswith(wanted)]
+    return hits[0] if len(hits) == 1 else None
+
+
+# --- decisions ------------------------------------------------------------------------
+
+
+def may_move(wf: Workflow, current: str, target: str) -> str | None:
+    """None when an agent may move a ticket from `current` to `target`, else why not."""
+    if target not in wf.statuses:
+        return f"unknown status {target!r}"
+    here = wf.statuses.get(current)
+    if here is None or here.next is None or target == current:
+        return None
+    if target in here.next or target in (wf.close, wf.reopen):
+        return None
+    allowed = ", ".join(here.next + tuple(t for t in (wf.close,) if t not in here.next))
+    return f"{here.label} cannot move to {wf.status_label(target)} (allowed: {allowed})"
+
+
+def after_customer_reply(wf: Workflow, status: str) -> tuple[str, str] | None:
+    """(status, sub-status) a customer's plain reply moves the ticket to, or None."""
+    s = wf.statuses.get(status)
+    if s is None or not s.on_customer_reply:
+        return None
+    main, _, sub = s.on_customer_reply.partition(",")
+    return main.strip(), slug(sub) if sub.strip() else ""
+
+
+def customer_may_close(wf: Workflow, status: str) -> bool:
+    return status in wf.customer_close_from
+
+
+def customer_may_reopen(wf: Workflow, status: str) -> bool:
+    return wf.customer_may_reopen and (wf.category(status) == "closed"
+                                       or status in wf.customer_close_from)
+
+
+def due_timer(wf: Workflow, status: str, substatus: str, days_in_state: float) -> Timer | None:
+    for t in wf.timers:
+        if t.when in (status, substatus) and days_in_state >= t.days:
+            return t
+    return None
+
+
+# --- building from TOML data ----------------------------------------------------------
+
+_STATUS_KEYS = {"name", "label", "category", "actor", "customer_visible", "on_customer_reply",
+                "notify", "next", "aliases"}
+_WORKFLOW_KEYS = {"label", "statuses", "initial", "close", "reopen", "customer_close",
+                  "customer_close_from", "customer_may_reopen", "urgent_on_reopen",
+                  "substatuses", "types", "timers", "extends"}
+
+
+def build_workflows(tables: Mapping[str, Any]) -> dict[str, Workflow]:
+    """The presets plus the config's `[workflows.NAME]` tables (which may replace them)."""
+    from routing.presets import PRESETS
+
+    merged: dict[str, Any] = dict(PRESETS)
+    for name, table in tables.items():
+        if not isinstance(table, Mapping):
+            raise WorkflowError(f"[workflows] {name}: expected a table")
+        base = table.get("extends")
+        if base is not None:
+            if base not in PRESETS:
+                raise WorkflowError(f"[workflows.{name}] extends: expected one of "
+                                    f"{', '.join(sorted(PRESETS))}, got {base!r}")
+            table = {**PRESETS[base], **{k: v for k, v in table.items() if k != "extends"}}
+        merged[name] = table
+    return {name: build_workflow(name, table) for name, table in merged.items()}
+
+
+def build_workflow(name: str, t: Mapping[str, Any]) -> Workflow:
+    where = f"[workflows.{name}]"
+    unknown = set(t) - _WORKFLOW_KEYS
+    if unknown:
+        raise WorkflowError(f"{where} {sorted(unknown)[0]}: unknown key (expected one of "
+                            f"{', '.join(sorted(_WORKFLOW_KEYS))})")
+    rows = t.get("statuses")
+    if not isinstance(rows, list) or not rows:
+        raise WorkflowError(f"{where} statuses: expected a non-empty list of status tables")
+    statuses: dict[str, Status] = {}
+    for n, row in enumerate(rows):
+        s = _status(f"{where} statuses[{n}]", row)
+        if s.name in statuses:
+            raise WorkflowError(f"{where} statuses[{n}] name: expected a unique name, "
+                                f"got {s.name!r} twice")
+        statuses[s.name] = s
+
+    def ref(key: str, default: str | None = None) -> str:
+        value = t.get(key, default)
+        if value is None:
+            raise WorkflowError(f"{where} {key}: expected one of the statuses "
+                                f"({', '.join(statuses)}); there is no default for it")
+        if not isinstance(value, str) or slug(value) not in statuses:
+            raise WorkflowError(f"{where} {key}: expected one of the statuses "
+                                f"({', '.join(statuses)}), got {value!r}")
+        return slug(value)
+
+    first_closed = next((s.name for s in statuses.values() if s.category == "closed"), None)
+    first_open = next((s.name for s in statuses.values() if s.category == "open"), None)
+    close = ref("close", first_closed)
+    subs = _names(where, "substatuses", t.get("substatuses", []))
+    for s in statuses.values():
+        for target in (s.next or ()):
+            if target not in statuses:
+                raise WorkflowError(f"{where} status {s.name} next: {target!r} is not a status")
+        if s.on_customer_reply:
+            main, _, sub = s.on_customer_reply.partition(",")
+            if slug(main) not in statuses or (sub.strip() and slug(sub) not in subs[0]):
+                raise WorkflowError(f"{where} status {s.name} on_customer_reply: expected a "
+                                    f"status (and sub-status), got {s.on_customer_reply!r}")
+    close_from = t.get("customer_close_from", [])
+    if not isinstance(close_from, list) or any(slug(str(c)) not in statuses for c in close_from):
+        raise WorkflowError(f"{where} customer_close_from: expected a list of statuses")
+    timers = tuple(_timer(f"{where} timers[{n}]", row, statuses, subs[0])
+                   for n, row in enumerate(t.get("timers", [])))
+    return Workflow(
+        name=name, label=str(t.get("label", name)), statuses=statuses,
+        initial=ref("initial", next(iter(statuses))), close=close,
+        reopen=ref("reopen", first_open), customer_close=ref("customer_close", close),
+        customer_close_from=tuple(slug(str(c)) for c in close_from),
+        customer_may_reopen=_bool(where, "customer_may_reopen", t.get("customer_may_reopen",
+                                                                      True)),
+        urgent_on_reopen=_bool(where, "urgent_on_reopen", t.get("urgent_on_reopen", False)),
+        substatuses=subs[0], substatus_labels=subs[1],
+        types=_names(where, "types", t.get("types", []))[0], timers=timers)
+
+
+def _status(where: str, row: Any) -> Status:
+    if not isinstance(row, Mapping):
+        raise WorkflowError(f"{where}: expected a table with name, label, category")
+    unknown = set(row) - _STATUS_KEYS
+    if unknown:
+        raise WorkflowError(f"{where} {sorted(unknown)[0]}: unknown key")
+    label = row.get("label") or row.get("name")
+    if not isinstance(label, str) or not slug(label):
+        raise WorkflowError(f"{where} label: expected a non-empty string")
+    name = slug(str(row.get("name") or label))
+    category = row.get("category", "open")
+    if category not in CATEGORIES:
+        raise WorkflowError(f"{where} category: expected one of {', '.join(CATEGORIES)}, "
+                            f"got {category!r}")
+    nxt = row.get("next")
+    if nxt is not None and (not isinstance(nxt, list) or
+                            not all(isinstance(x, str) for x in nxt)):
+        raise WorkflowError(f"{where} next: expected a list of status names")
+    notify = row.get("notify", [])
+    if not isinstance(notify, list) or not all(isinstance(x, str) for x in notify):
+        raise WorkflowError(f"{where} notify: expected a list of group names or addresses")
+    return Status(
+        name=name, label=label, category=category, actor=str(row.get("actor", "agent")),
+        customer_visible=_bool(where, "customer_visible", row.get("customer_visible", True)),
+        on_customer_reply=str(row.get("on_customer_reply", "")), notify=tuple(notify),
+        next=None if nxt is None else tuple(slug(x) for x in nxt),
+        aliases=tuple(slug(a) for a in row.get("aliases", [])))
+
+
+def _timer(where: str, row: Any, statuses, subs) -> Timer:
+    if not isinstance(row, Mapping):
+        raise WorkflowError(f"{where}: expected a table with when, days, to")
+    when, days, to = slug(str(row.get("when", ""))), row.get("days"), slug(str(row.get("to", "")))
+    if when not in statuses and when not in subs:
+        raise WorkflowError(f"{where} when: expected a status or sub-status, got {when!r}")
+    if not isinstance(days, int) or isinstance(days, bool) or days < 1:
+        raise WorkflowError(f"{where} days: expected a whole number of days (1 or more)")
+    if to not in statuses:
+        raise WorkflowError(f"{where} to: expected a status, got {to!r}")
+    return Timer(when, days, to)
+
+
+def _names(where: str, key: str, labels: Any) -> tuple[tuple[str, ...], dict[str, str]]:
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        raise WorkflowError(f"{where} {key}: expected a list of names")
+    return tuple(slug(x) for x in labels), {slug(x): x for x in labels}
+
+
+def _bool(where: str, key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise WorkflowError(f"{where} {key}: expected true or false, got {value!r}")
+    return value
