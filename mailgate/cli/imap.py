@@ -1,0 +1,67 @@
+"""`imap` verbs: how the configured mailboxes are doing, and whether they can be used."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from mailgate.cli import Context
+from mailgate.cli.output import emit_json, table
+from mailgate.imap_ingest import box_name, check_mailbox
+from store import queries
+
+
+def register(sub) -> None:
+    p = sub.add_parser("imap", help="IMAP mailboxes: status and connection test")
+    s = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    st = s.add_parser("status", help="what each mailbox fetcher last reported")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(handler=cmd_status)
+    t = s.add_parser("test", help="log in to each mailbox and open its folder")
+    t.add_argument("--json", action="store_true")
+    t.set_defaults(handler=cmd_test)
+
+
+def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
+    app = ctx.app()
+    rows = []
+    with app.db.unit(write=False) as session:
+        for box in app.config.imap:
+            name = box_name(box)
+            raw = queries.get_setting(session=session, key=f"imap.status.{name}")
+            data = json.loads(raw) if raw else {"name": name, "state": "never-ran", "error": ""}
+            rows.append({"name": name, "host": f"{box.host}:{box.port}", "user": box.user,
+                         "folder": box.folder, "state": data.get("state", ""),
+                         "error": data.get("error", ""),
+                         "last_ok_at": data.get("last_ok_at", ""),
+                         "last_error_at": data.get("last_error_at", ""),
+                         "stored": data.get("stored", 0)})
+    if args.json:
+        emit_json(rows)
+    elif not rows:
+        print("no [[imap]] mailboxes configured")
+    else:
+        table(rows, [("name", "MAILBOX", 30), ("state", "STATE", None),
+                     ("stored", "STORED", None), ("last_ok_at", "LAST OK", None),
+                     ("error", "ERROR", 60)])
+    return 0 if all(r["state"] in ("ok", "idle") for r in rows) else 1
+
+
+def cmd_test(args: argparse.Namespace, ctx: Context) -> int:
+    cfg = ctx.config
+    rows = []
+    for box in cfg.imap:
+        result = check_mailbox(box)
+        rows.append({"name": box_name(box)} | result)
+    if args.json:
+        emit_json(rows)
+    elif not rows:
+        print("no [[imap]] mailboxes configured")
+    else:
+        for r in rows:
+            verdict = "ok" if r["ok"] else "FAILED"
+            detail = (f"{r['messages']} message(s) in {r['folder']}" if r["ok"]
+                      else r["problem"])
+            print(f"{r['name']}: {verdict}: {detail}" + (f" ({r['note']})" if r.get("note")
+                                                         else ""))
+    return 0 if all(r["ok"] for r in rows) else 1

@@ -1,0 +1,140 @@
+"""`template` and `workflow` verbs: what mailgate would write, and the statuses it knows."""
+
+from __future__ import annotations
+
+import argparse
+
+from mailgate import services
+from mailgate.changes import workflow_of
+from mailgate.checks import SAMPLE_VARS
+from mailgate.cli import Context
+from mailgate.cli.output import emit_json, listing, table
+from mailgate.cli.tickets import _number, load_ticket
+from mailgate.outgoing import Person
+from mailgate.services import ServiceError
+from mailgate.templating import TemplateProblem
+from store import queries
+from store.models import Agent, Contact, Project
+
+
+def register(sub) -> None:
+    p = sub.add_parser("template", help="list and preview mail templates")
+    ts = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    lst = ts.add_parser("list", help="templates and the file each one comes from")
+    lst.add_argument("--json", action="store_true")
+    lst.set_defaults(handler=cmd_list)
+    pv = ts.add_parser("preview", help="render a template for a ticket (nothing is sent)")
+    pv.add_argument("name")
+    pv.add_argument("--ticket", type=_number, help="ticket to render for (default: sample data)")
+    pv.add_argument("--json", action="store_true")
+    pv.set_defaults(handler=cmd_preview)
+
+    p = sub.add_parser("workflow", help="list workflows and show their statuses")
+    ws = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    lst = ws.add_parser("list", help="workflows (presets and config)")
+    lst.add_argument("--json", action="store_true")
+    lst.set_defaults(handler=cmd_workflow_list)
+    show = ws.add_parser("show", help="statuses, transitions and rules of a workflow")
+    show.add_argument("name")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=cmd_workflow_show)
+
+
+def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
+    app = ctx.app()
+    rows = [{"name": n, "file": app.templates.source_of(n)} for n in app.templates.names()]
+    listing(args, rows, [("name", "TEMPLATE", None), ("file", "FILE", None)])
+    return 0
+
+
+def cmd_preview(args: argparse.Namespace, ctx: Context) -> int:
+    app = ctx.app()
+    if args.name not in app.templates.names():
+        raise ServiceError(f"no template {args.name!r} (see `mailgate template list`)")
+    if args.ticket is None:
+        variables = SAMPLE_VARS
+    else:
+        with app.db.unit(write=False) as session:
+            variables = _ticket_vars(session, app, args.ticket)
+    try:
+        rendered = app.templates.render(args.name, variables)
+    except TemplateProblem as exc:
+        raise ServiceError(str(exc)) from None
+    if args.json:
+        emit_json({"name": args.name, "subject": rendered.subject, "body": rendered.body})
+    else:
+        print(f"Subject: {rendered.subject}\n\n{rendered.body}", end="")
+    return 0
+
+
+def _ticket_vars(session, app, number: int) -> dict:
+    t = load_ticket(session, number)
+    project = session.get(Project, t.project_id)
+    requester = session.get(Contact, t.requester_id) if t.requester_id else None
+    agent = session.get(Agent, t.assignee_id) if t.assignee_id else None
+    if agent is None:
+        agents = queries.agents_of_project(session=session, project_id=project.id)
+        agent = agents[0] if agents else None
+    last = queries.last_message(session=session, ticket_id=t.id)
+    events = [e for e in queries.ticket_events(session=session, ticket_id=t.id)
+              if e.kind == "status"]
+    wf = workflow_of(app, project)
+    change = None
+    if events:
+        old, new = events[-1].old.split(" ")[0], events[-1].new.split(" ")[0]
+        change = {"old": old, "new": new, "old_label": wf.status_label(old),
+                  "new_label": wf.status_label(new), "actor": events[-1].actor}
+    customer = Person(requester.email, requester.name) if requester else None
+    return services.base_vars(
+        app, t, project, customer=customer,
+        agent=Person(agent.email, agent.name) if agent else None,
+        text=last.text if last else "", session=session,
+        reply_to=customer.email if customer else "", change=change,
+        transcript="> /status open\ndone: status is now Open\n")
+
+
+def workflow_json(wf) -> dict:
+    return {
+        "name": wf.name, "label": wf.label, "initial": wf.initial, "close": wf.close,
+        "reopen": wf.reopen, "customer_close": wf.customer_close,
+        "customer_close_from": list(wf.customer_close_from),
+        "customer_may_reopen": wf.customer_may_reopen, "urgent_on_reopen": wf.urgent_on_reopen,
+        "types": list(wf.types), "substatuses": list(wf.substatuses),
+        "timers": [{"when": t.when, "days": t.days, "to": t.to} for t in wf.timers],
+        "statuses": [{"name": s.name, "label": s.label, "category": s.category,
+                      "actor": s.actor, "customer_visible": s.customer_visible,
+                      "on_customer_reply": s.on_customer_reply, "notify": list(s.notify),
+                      "next": None if s.next is None else list(s.next)}
+                     for s in wf.statuses.values()],
+    }
+
+
+def cmd_workflow_list(args: argparse.Namespace, ctx: Context) -> int:
+    app = ctx.app()
+    rows = [{"name": wf.name, "label": wf.label, "statuses": ", ".join(wf.statuses)}
+            for wf in app.workflows.values()]
+    listing(args, rows, [("name", "WORKFLOW", None), ("label", "LABEL", 34),
+                         ("statuses", "STATUSES", 80)])
+    return 0
+
+
+def cmd_workflow_show(args: argparse.Namespace, ctx: Context) -> int:
+    app = ctx.app()
+    wf = app.workflows.get(args.name)
+    if wf is None:
+        raise ServiceError(f"unknown workflow {args.name!r} (known: {', '.join(app.workflows)})")
+    data = workflow_json(wf)
+    if args.json:
+        emit_json(data)
+        return 0
+    print(f"{wf.name}: {wf.label}; new tickets start as {wf.initial}")
+    rows = [dict(s, next="any" if s["next"] is None else ", ".join(s["next"]),
+                 notify=", ".join(s["notify"])) for s in data["statuses"]]
+    table(rows, [("name", "STATUS", None), ("label", "LABEL", 30), ("category", "CATEGORY", None),
+                 ("actor", "WHO ACTS", 20), ("next", "MAY MOVE TO", 40),
+                 ("on_customer_reply", "CUSTOMER REPLY ->", 30), ("notify", "NOTIFY", 20)])
+    if wf.substatuses:
+        print("\nsub-statuses: " + ", ".join(wf.substatuses))
+    for t in wf.timers:
+        print(f"after {t.days} days in {t.when}: -> {t.to}")
+    return 0

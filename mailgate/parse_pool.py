@@ -1,0 +1,140 @@
+"""Parsing off the event loop, in worker processes that can be killed.
+
+A hostile mail may make a parser spin, recurse or eat memory. Threads cannot be
+stopped, so the daemon parses in a few worker processes with a memory cap; a worker
+that overruns its time is killed and replaced, and the mail is reported as crashed
+(the pipeline retries it and finally quarantines it). `InlineParser` does the same
+work in the calling process for one-shot CLI commands.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue
+import resource
+import threading
+from dataclasses import dataclass
+
+from mailgate.parsing import Limits, ParsedMail, ParseRejected, parse_mail
+
+
+class ParseCrashed(Exception):
+    """Parsing did not finish (timeout, worker died, unexpected error): may be retried."""
+
+
+class InlineParser:
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+
+    def parse(self, raw: bytes) -> ParsedMail:
+        try:
+            return parse_mail(raw, self.limits)
+        except ParseRejected:
+            raise
+        except RecursionError:
+            raise ParseRejected("MIME structure nested too deeply to parse") from None
+        except Exception as exc:
+            raise ParseCrashed(f"{type(exc).__name__}: {exc}") from exc
+
+    def close(self) -> None:
+        pass
+
+
+def _worker_main(conn, limits: Limits, memory_mb: int) -> None:
+    limit = memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    while True:
+        try:
+            raw = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        try:
+            result = ("ok", parse_mail(raw, limits))
+        except ParseRejected as exc:
+            result = ("rejected", str(exc))
+        except RecursionError:
+            result = ("rejected", "MIME structure nested too deeply to parse")
+        except MemoryError:
+            result = ("crashed", f"parser ran out of memory (limit {memory_mb} MB)")
+        except Exception as exc:
+            result = ("crashed", f"{type(exc).__name__}: {exc}")
+        try:
+            conn.send(result)
+        except (OSError, ValueError, MemoryError) as exc:
+            conn.send(("crashed", f"could not return the parsed mail: {exc}"))
+
+
+@dataclass
+class _Worker:
+    process: mp.process.BaseProcess
+    conn: object
+
+
+class ParsePool:
+    def __init__(self, workers: int, limits: Limits, *, timeout: float, memory_mb: int) -> None:
+        self.size = max(1, workers)
+        self.limits = limits
+        self.timeout = timeout
+        self.memory_mb = memory_mb
+        self._ctx = mp.get_context("forkserver")
+        self._ctx.set_forkserver_preload(["mailgate.parsing"])
+        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._all: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def start(self) -> None:
+        for _ in range(self.size):
+            self._idle.put(self._spawn())
+
+    def _spawn(self) -> _Worker:
+        parent, child = self._ctx.Pipe(duplex=True)
+        proc = self._ctx.Process(target=_worker_main, args=(child, self.limits, self.memory_mb),
+                                 name="mailgate-parser", daemon=True)
+        proc.start()
+        child.close()
+        worker = _Worker(proc, parent)
+        with self._lock:
+            self._all.append(worker)
+        return worker
+
+    def _retire(self, worker: _Worker) -> None:
+        if worker.process.is_alive():
+            worker.process.kill()
+        worker.process.join(5)
+        worker.conn.close()
+        worker.process.close()
+        with self._lock:
+            self._all.remove(worker)
+
+    def parse(self, raw: bytes) -> ParsedMail:
+        worker = self._idle.get()
+        healthy = False
+        try:
+            worker.conn.send_bytes(raw)
+            if not worker.conn.poll(self.timeout):
+                raise ParseCrashed(f"parsing took longer than {self.timeout:g} s")
+            status, value = worker.conn.recv()
+            healthy = True
+        except (EOFError, OSError) as exc:
+            code = worker.process.exitcode
+            raise ParseCrashed(f"parser process died (exit code {code})") from exc
+        finally:
+            if healthy:
+                self._idle.put(worker)
+            else:
+                self._retire(worker)
+                if not self._closed:
+                    self._idle.put(self._spawn())
+        if status == "ok":
+            return value
+        if status == "rejected":
+            raise ParseRejected(value)
+        raise ParseCrashed(value)
+
+    def close(self) -> None:
+        self._closed = True
+        with self._lock:
+            workers = list(self._all)
+        for worker in workers:
+            self._retire(worker)

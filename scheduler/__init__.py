@@ -1,0 +1,1 @@
+"""Timed jobs: thin calls into the daemon's shared handlers."""
