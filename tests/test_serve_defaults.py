@@ -1,0 +1,129 @@
+"""Story 5: `make run` serves with no config at all, and SIGTERM loses no accepted mail.
+
+These run the real `mailgate serve` process (what `make run` executes) in an empty
+working folder, on the default SMTP port 2525, with the default relay 127.0.0.1:25.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import smtplib
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.harness import make_mail
+
+ROOT = Path(__file__).resolve().parent.parent
+MAILGATE = [sys.executable, "-m", "mailgate"]
+
+
+def _env() -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILGATE_")}
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.fixture
+def workdir(tmp_path) -> Path:
+    if not _port_free(2525):
+        pytest.fail("port 2525 (the default SMTP port) is taken on this machine")
+    return tmp_path
+
+
+def start(workdir: Path) -> subprocess.Popen:
+    proc = subprocess.Popen([*MAILGATE, "serve"], cwd=workdir, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()   # printed once the port answers
+    assert "SMTP on 127.0.0.1:2525" in line, (line, proc.stderr.read() if proc.poll() else "")
+    return proc
+
+
+def stop(proc: subprocess.Popen, timeout: float = 30) -> int:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def cli(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*MAILGATE, *args], cwd=workdir, env=_env(), capture_output=True,
+                          text=True, timeout=60)
+
+
+def rows(workdir: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(workdir / "mailgate.db") as db:
+        return db.execute(sql).fetchall()
+
+
+def wait_until(check, timeout: float = 20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.1)
+    raise AssertionError("condition not reached in time")
+
+
+def test_make_run_target_is_serve_without_config():
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = re.search(r"^run:.*\n\t(.+)$", makefile, re.M).group(1)
+    assert recipe.strip() == "$(BIN)/mailgate serve"
+
+
+def test_serve_with_no_config_listens_stores_and_keeps_retrying_the_relay(workdir):
+    assert _port_free(25), "something listens on port 25; the retry check needs it closed"
+    assert cli(workdir, "project", "add", "acme", "--name", "ACME",
+               "--customer", "carla@client.example").returncode == 0
+    proc = start(workdir)
+    try:
+        with smtplib.SMTP("127.0.0.1", 2525, timeout=10) as smtp:
+            smtp.sendmail("carla@client.example", ["support@example.com"],
+                          make_mail(sender="carla@client.example", subject="Hallo"))
+        # The acknowledgement waits in the outbox; the relay on :25 is down, so it is
+        # retried with backoff rather than dropped.
+        wait_until(lambda: rows(workdir, "SELECT state, attempts, last_error FROM outbox "
+                                         "WHERE kind = 'ack' AND attempts >= 1"))
+        state, _attempts, error = rows(workdir, "SELECT state, attempts, last_error FROM "
+                                               "outbox WHERE kind = 'ack'")[0]
+        assert state == "pending" and "refused" in error.lower()
+    finally:
+        assert stop(proc) == 0
+    assert (workdir / "mailgate.db").exists()
+    assert rows(workdir, "SELECT count(*) FROM ticket") == [(1,)]
+
+
+def test_sigterm_keeps_every_acknowledged_mail(workdir):
+    proc = start(workdir)
+    try:
+        with smtplib.SMTP("127.0.0.1", 2525, timeout=10) as smtp:
+            for i in range(20):
+                smtp.sendmail("x@client.example", ["support@example.com"],
+                              make_mail(sender="x@client.example", subject=f"mail {i}"))
+    finally:
+        assert stop(proc) == 0
+    assert rows(workdir, "SELECT count(*) FROM inbound") == [(20,)]
+    # Whatever was not processed before the stop is processed after a restart.
+    proc = start(workdir)
+    try:
+        wait_until(lambda: rows(workdir, "SELECT count(*) FROM inbound WHERE state = "
+                                         "'unassigned'") == [(20,)])
+    finally:
+        assert stop(proc) == 0

@@ -1,0 +1,100 @@
+"""The store on both databases: schema creation, upgrades, refusal of newer schemas."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlmodel import select
+
+from store.db import Database
+from store.migrations import SCHEMA_VERSION, SchemaError, migrate
+from store.models import Agent, Project, Ticket
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture
+def db(db_url):
+    database = Database(db_url)
+    yield database
+    database.dispose()
+
+
+def _load_v1(db: Database) -> None:
+    """Build a database exactly as mailgate 1 (schema version 1) left it, with data."""
+    ddl = "\n".join(line for line in (FIXTURES / f"schema_v1.{db.dialect}.sql")
+                    .read_text().splitlines() if not line.startswith("--"))
+    with db.write_engine.begin() as conn:
+        for statement in filter(None, (s.strip() for s in ddl.split(";"))):
+            conn.execute(text(statement))
+        conn.execute(text("INSERT INTO project (slug, name, key, workflow, created_at) "
+                          "VALUES ('acme', 'Acme', 'acme', 'support', :now)"),
+                     {"now": dt.datetime(2026, 1, 1)})
+        conn.execute(text("INSERT INTO agent (email, name, role, all_projects, active, "
+                          "created_at) VALUES ('anna@agency.example', 'Anna', 'agent', "
+                          "TRUE, TRUE, :now)"), {"now": dt.datetime(2026, 1, 1)})
+        conn.execute(text("INSERT INTO ticket (project_id, subject, status, priority, "
+                          "created_at, updated_at) VALUES (1, 'Old ticket', 'open', 3, "
+                          ":now, :now)"), {"now": dt.datetime(2026, 1, 1)})
+
+
+def test_a_fresh_database_gets_the_current_schema_and_a_second_start_changes_nothing(db):
+    assert migrate(db) == (None, SCHEMA_VERSION)
+    assert migrate(db) == (SCHEMA_VERSION, SCHEMA_VERSION)
+    with db.unit() as s:
+        s.add(Project(slug="acme", name="Acme", key="acme"))
+    with db.unit(write=False) as s:
+        assert s.exec(select(Project.slug)).all() == ["acme"]
+
+
+def test_a_version_1_database_is_upgraded_and_keeps_its_data(db):
+    _load_v1(db)
+    assert migrate(db) == (1, SCHEMA_VERSION)
+    with db.unit(write=False) as s:
+        (ticket,) = s.exec(select(Ticket)).all()
+        (agent,) = s.exec(select(Agent)).all()
+    assert (ticket.subject, ticket.status, ticket.priority) == ("Old ticket", "open", 3)
+    assert (ticket.substatus, ticket.group_name, ticket.due_date, ticket.urgent) == (
+        "", "", None, False)
+    assert agent.notify == "new_ticket,customer_reply,assigned"
+    # the upgraded schema takes the new fields
+    with db.unit() as s:
+        t = s.get(Ticket, ticket.id)
+        t.due_date = dt.date(2026, 12, 24)
+        t.urgent = True
+    with db.unit(write=False) as s:
+        assert s.get(Ticket, ticket.id).due_date == dt.date(2026, 12, 24)
+    assert migrate(db) == (SCHEMA_VERSION, SCHEMA_VERSION)
+
+
+def test_a_database_from_a_newer_mailgate_is_refused_untouched(db):
+    migrate(db)
+    with db.write_engine.begin() as conn:
+        conn.execute(text("UPDATE schema_version SET version = :v"), {"v": SCHEMA_VERSION + 1})
+    with pytest.raises(SchemaError, match="newer than this mailgate"):
+        migrate(db)
+    with db.write_engine.begin() as conn:
+        assert conn.execute(text("SELECT version FROM schema_version")).scalar() == \
+            SCHEMA_VERSION + 1
+
+
+def test_tables_without_a_version_row_are_left_alone(db):
+    with db.write_engine.begin() as conn:
+        conn.execute(text("CREATE TABLE ticket (id INTEGER PRIMARY KEY, note TEXT)"))
+    with pytest.raises(SchemaError, match="not created by mailgate"):
+        migrate(db)
+
+
+def test_sqlite_runs_in_wal_mode_with_synchronous_full(sqlite_url):
+    database = Database(sqlite_url)
+    try:
+        migrate(database)
+        with database.unit() as s:
+            mode = s.exec(text("PRAGMA journal_mode")).one()[0]
+            sync = s.exec(text("PRAGMA synchronous")).one()[0]
+    finally:
+        database.dispose()
+    assert (mode, sync) == ("wal", 2)                      # 2 = FULL
