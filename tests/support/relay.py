@@ -164,7 +164,7 @@ class RelaySink:
         with self.lock:
             return [m for m in self.messages if address in m.rcpt_tos]
 
-    def wait_for(self, address: str, count: int = 1, timeout: float = 15.0) -> list[Received]:
+    def wait_for(self, address: str, count: int = 1, timeout: float = 30.0) -> list[Received]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             found = self.to(address)
