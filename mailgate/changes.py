@@ -12,18 +12,19 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from mailgate import services
 from mailgate.bootstrap import App
 from mailgate.outgoing import Person
 from routing.addresses import is_valid_address
 from routing.commands import Actor, Plan, TicketState, World, transcript
-from routing.workflow import Workflow, due_timer
+from routing.workflow import Timer, Workflow, due_date_reminder, due_reminders, due_timer
 from store import queries
 from store.models import Agent, Project, Ticket
 
-NOTIFY_EVENTS = ("new_ticket", "customer_reply", "assigned", "status_change", "file_uploaded")
+NOTIFY_EVENTS = ("new_ticket", "customer_reply", "assigned", "status_change", "file_uploaded",
+                 "reminder")
 
 
 def wants(agent: Agent, event: str) -> bool:
@@ -184,22 +185,15 @@ def send_transcript(session: Session, app: App, *, t: Ticket, project: Project, 
                                   transcript=transcript(plan_), in_reply_to=in_reply_to)
 
 
-def run_timers(app: App, *, now: dt.datetime, limit: int = 500) -> list[tuple[int, str]]:
+def run_timers(app: App, *, now: dt.datetime, page: int = 200) -> list[tuple[int, str]]:
     """Move tickets whose workflow timer ran out (e.g. 8 days waiting for approval ->
     closed). Days count from the ticket's last activity. Returns (ticket, new status)."""
     moved: list[tuple[int, str]] = []
-    timed = {name for name, wf in app.workflows.items() if wf.timers}
-    if not timed:
-        return moved
-    with app.db.unit() as session:
-        rows = session.exec(
-            select(Ticket, Project).join(Project, Project.id == Ticket.project_id)
-            .where(Project.workflow.in_(sorted(timed)), Ticket.deleted_at.is_(None))
-            .where(Ticket.closed_at.is_(None)).limit(limit)).all()
+    for session, rows in _quiet_pages(app, now=now, page=page, job="timers",
+                                      has=lambda timer: bool(timer.to)):
         for t, project in rows:
             wf = workflow_of(app, project)
-            days = (now - t.updated_at).total_seconds() / 86400
-            timer = due_timer(wf, t.status, t.substatus, days)
+            timer = due_timer(wf, t.status, t.substatus, _days_quiet(t, now))
             if timer is None or timer.to == t.status:
                 continue
             set_status(session, app, t=t, project=project, status=timer.to, substatus=None,
@@ -210,3 +204,88 @@ def run_timers(app: App, *, now: dt.datetime, limit: int = 500) -> list[tuple[in
     for number, status in moved:
         app.log.info("timer moved ticket", ticket=number, status=status)
     return moved
+
+
+def run_reminders(app: App, *, now: dt.datetime, page: int = 200) -> list[tuple[int, str]]:
+    """Send the reminders that are due: workflow reminder timers (e.g. "still waiting for
+    your answer" after 4 quiet days) and due dates that have come. Each goes out once: a
+    timer's once per quiet spell, a due date's once per date. Returns (ticket, reminder)."""
+    sent: list[tuple[int, str]] = []
+    for session, rows in _quiet_pages(app, now=now, page=page, job="reminders",
+                                      has=lambda timer: bool(timer.remind)):
+        for t, project in rows:
+            already = queries.event_details(session=session, ticket_id=t.id, kind="reminder",
+                                            since=t.updated_at)
+            for timer in due_reminders(workflow_of(app, project), t.status, t.substatus,
+                                       _days_quiet(t, now), already):
+                _remind(session, app, t=t, project=project, timer=timer, now=now)
+                sent.append((t.id, timer.key))
+    today = now.date()
+    for session, rows in _pages(app, job="reminders", page=page, due_by=today):
+        for t, project in rows:
+            reminded = queries.event_details(session=session, ticket_id=t.id,
+                                             kind="due-reminder")
+            if not due_date_reminder(t.due_date, today,
+                                     workflow_of(app, project).category(t.status), reminded):
+                continue
+            for agent in services.ticket_agents(session, t, project):
+                if wants(agent, "reminder"):
+                    services.mail_agent(session, app, t=t, project=project, agent=agent,
+                                        template="reminder_due", now=now,
+                                        reminder={"days": (today - t.due_date).days,
+                                                  "since": t.due_date.isoformat()})
+            services.record_event(session, t, kind="due-reminder", actor="system", now=now,
+                                  detail=t.due_date.isoformat())
+            sent.append((t.id, f"due {t.due_date.isoformat()}"))
+    for number, what in sent:
+        app.log.info("reminder sent", ticket=number, reminder=what)
+    return sent
+
+
+def _quiet_pages(app: App, *, now: dt.datetime, page: int, job: str, has):
+    """`_pages` over the tickets of workflows with timers that `has` picks, quiet for at
+    least the shortest of those timers."""
+    workflows = {name: wf for name, wf in app.workflows.items() if any(map(has, wf.timers))}
+    if not workflows:
+        return
+    shortest = min(t.days for wf in workflows.values() for t in wf.timers if has(t))
+    yield from _pages(app, job=job, page=page, workflows=workflows,
+                      quiet_since=now - dt.timedelta(days=shortest))
+
+
+def _pages(app: App, *, job: str, page: int, **filters):
+    """Open tickets in id order, a page at a time, each page in its own transaction that
+    holds the job's lock (one instance at a time): yields (session, rows)."""
+    last = 0
+    while True:
+        with app.db.unit() as session:
+            queries.lock_job(session=session, name=job)
+            rows = queries.open_tickets_page(session=session, after_id=last, limit=page,
+                                             **filters)
+            yield session, rows
+        if len(rows) < page:
+            return
+        last = rows[-1][0].id
+
+
+def _days_quiet(t: Ticket, now: dt.datetime) -> float:
+    return (now - t.updated_at).total_seconds() / 86400
+
+
+def _remind(session: Session, app: App, *, t: Ticket, project: Project, timer: Timer,
+            now: dt.datetime) -> None:
+    """One reminder timer's mail: to each customer of the ticket, or to its agents who
+    chose reminders. The log records it either way, so it is not retried every run."""
+    reminder = {"days": timer.days, "since": t.updated_at.date().isoformat()}
+    if timer.remind == "customer":
+        for person in services.customers_of(session, t):
+            services.mail_customer(session, app, t=t, project=project, to=person,
+                                   template="reminder_customer", now=now, kind="reminder",
+                                   reminder=reminder)
+    else:
+        for agent in services.ticket_agents(session, t, project):
+            if wants(agent, "reminder"):
+                services.mail_agent(session, app, t=t, project=project, agent=agent,
+                                    template="reminder_agent", now=now, reminder=reminder)
+    services.record_event(session, t, kind="reminder", actor="system", now=now,
+                          detail=timer.key)

@@ -25,6 +25,7 @@ SAMPLE_VARS = {
     "change": {"old": "new", "new": "open", "old_label": "New", "new_label": "Open",
                "actor": "anna@agency.example"},
     "transcript": "> /status open\ndone: status is now Open\n",
+    "reminder": {"days": 4, "since": "2026-12-27"},
 }
 
 

@@ -71,7 +71,7 @@ def project_vars(app: App, p: Project) -> dict:
 def base_vars(app: App, t: Ticket, p: Project, *, customer: Person | None = None,
               agent: Person | None = None, text: str = "", session: Session | None = None,
               reply_to: str = "", change: dict | None = None, transcript: str = "",
-              note_for: str = "") -> dict:
+              note_for: str = "", reminder: dict | None = None) -> dict:
     """The variables every template gets (the README lists them; check-config renders
     every template with a sample of exactly this set)."""
     reply_address = app.composer.token_address(t.id, reply_to, today=app.now().date()) \
@@ -92,6 +92,7 @@ def base_vars(app: App, t: Ticket, p: Project, *, customer: Person | None = None
         "change": {"old": "", "new": "", "old_label": "", "new_label": "", "actor": ""}
         | (change or {}),
         "transcript": transcript,
+        "reminder": {"days": 0, "since": ""} | (reminder or {}),
     }
 
 
@@ -268,12 +269,13 @@ def forward_agent_reply(session: Session, app: App, *, t: Ticket, project: Proje
 
 
 def mail_agent(session: Session, app: App, *, t: Ticket, project: Project, agent: Agent,
-               template: str, now: dt.datetime, change: dict | None = None) -> int:
+               template: str, now: dt.datetime, change: dict | None = None,
+               reminder: dict | None = None) -> int:
     person = Person(agent.email, agent.name)
     refs = tuple(queries.thread_msgids(session=session, ticket_id=t.id))
     rendered = app.templates.render(template, base_vars(
         app, t, project, agent=person, session=session, reply_to=agent.email, change=change,
-        note_for=agent.email))
+        note_for=agent.email, reminder=reminder))
     out = app.composer.compose(kind="notify", rendered=rendered, ticket=t.id, to=person,
                                now=now, auto="auto-generated",
                                in_reply_to=refs[-1] if refs else "", references=refs)
@@ -282,12 +284,13 @@ def mail_agent(session: Session, app: App, *, t: Ticket, project: Project, agent
 
 def mail_customer(session: Session, app: App, *, t: Ticket, project: Project, to: Person,
                   template: str, now: dt.datetime, change: dict | None = None,
-                  kind: str = "status", transcript: str = "", in_reply_to: str = "") -> int:
+                  kind: str = "status", transcript: str = "", in_reply_to: str = "",
+                  reminder: dict | None = None) -> int:
     """An automatic mail about a ticket to one person (customer, or a notified address)."""
     refs = tuple(queries.thread_msgids(session=session, ticket_id=t.id))
     rendered = app.templates.render(template, base_vars(
         app, t, project, customer=to, session=session, reply_to=to.email, change=change,
-        transcript=transcript))
+        transcript=transcript, reminder=reminder))
     out = app.composer.compose(kind=kind, rendered=rendered, ticket=t.id, to=to, now=now,
                                auto="auto-replied" if kind == "transcript" else "auto-generated",
                                in_reply_to=in_reply_to or (refs[-1] if refs else ""),

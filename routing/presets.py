@@ -8,6 +8,10 @@
 - `twolevel`: a main status plus a sub-status. Customers can never change either; a
   reopened ticket is marked urgent; a ticket waiting for the customer's approval closes
   by itself after 8 days.
+
+Reminders (timers with `remind`) mail the customer once when a ticket has waited for them
+for some days without activity (support: 4 days; website: 5; two-level: 4 for more
+information, 5 for an approval, three days before it closes itself).
 """
 
 from __future__ import annotations
@@ -31,6 +35,10 @@ SUPPORT = {
          "customer_visible": False},
         {"name": "resolved", "label": "Resolved", "category": "closed", "actor": "customer"},
         {"name": "closed", "label": "Closed", "category": "closed", "actor": "none"},
+    ],
+    "timers": [
+        {"when": "waiting", "days": 4, "remind": "customer"},
+        {"when": "waiting-internal", "days": 3, "remind": "agents"},
     ],
 }
 
@@ -64,6 +72,10 @@ WEBSITE = {
         {"name": "live", "label": "Live", "category": "closed", "actor": "accounting",
          "notify": ["accounting"], "next": ["to-do"]},
     ],
+    "timers": [
+        {"when": "waiting-for-data", "days": 5, "remind": "customer"},
+        {"when": "at-customer", "days": 5, "remind": "customer"},
+    ],
 }
 
 TWOLEVEL = {
@@ -94,6 +106,8 @@ TWOLEVEL = {
         "Change request quote sent", "Change request quote accepted",
     ],
     "timers": [
+        {"when": "waiting for customer approval", "days": 5, "remind": "customer"},
+        {"when": "waiting for more info from customer", "days": 4, "remind": "customer"},
         {"when": "waiting for customer approval", "days": 8, "to": "closed"},
         {"when": "updated in production, waiting for approval", "days": 8, "to": "closed"},
     ],

@@ -7,6 +7,7 @@ return values; nothing reads the clock, the database or the config file.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,13 +38,23 @@ class Status:
     aliases: tuple[str, ...] = ()
 
 
+REMIND_WHOM = ("customer", "agents")
+
+
 @dataclass(frozen=True)
 class Timer:
-    """After `days` in status or sub-status `when`, the ticket moves to `to` by itself."""
+    """After `days` without activity in status or sub-status `when`, the ticket moves to
+    `to` by itself, or (a reminder) `remind` is mailed once: the customer or the agents."""
 
     when: str
     days: int
-    to: str
+    to: str = ""
+    remind: str = ""
+
+    @property
+    def key(self) -> str:
+        """Names the timer in the ticket's log, so a reminder goes out once."""
+        return f"{self.remind or 'move'} after {self.days} days in {self.when}"
 
 
 @dataclass(frozen=True)
@@ -130,10 +141,28 @@ def customer_may_reopen(wf: Workflow, status: str) -> bool:
 
 
 def due_timer(wf: Workflow, status: str, substatus: str, days_in_state: float) -> Timer | None:
+    """The move timer that has run out for a ticket `days_in_state` days quiet, if any."""
     for t in wf.timers:
-        if t.when in (status, substatus) and days_in_state >= t.days:
+        if t.to and t.when in (status, substatus) and days_in_state >= t.days:
             return t
     return None
+
+
+def due_reminders(wf: Workflow, status: str, substatus: str, days_quiet: float,
+                  sent: frozenset[str]) -> tuple[Timer, ...]:
+    """Reminder timers that have run out and whose reminder (by `Timer.key`) has not been
+    sent since the ticket's last activity."""
+    return tuple(t for t in wf.timers
+                 if t.remind and t.when in (status, substatus) and days_quiet >= t.days
+                 and t.key not in sent)
+
+
+def due_date_reminder(due: dt.date | None, today: dt.date, category: str,
+                      reminded: frozenset[str]) -> bool:
+    """Whether the agents should now be reminded that a ticket is due: the day has come,
+    the ticket is not closed, and nobody was reminded of this same date before."""
+    return (due is not None and due <= today and category != "closed"
+            and due.isoformat() not in reminded)
 
 
 # --- building from TOML data ----------------------------------------------------------
@@ -249,17 +278,31 @@ def _status(where: str, row: Any) -> Status:
         aliases=tuple(slug(a) for a in row.get("aliases", [])))
 
 
+_TIMER_KEYS = {"when", "days", "to", "remind"}
+
+
 def _timer(where: str, row: Any, statuses, subs) -> Timer:
     if not isinstance(row, Mapping):
-        raise WorkflowError(f"{where}: expected a table with when, days, to")
-    when, days, to = slug(str(row.get("when", ""))), row.get("days"), slug(str(row.get("to", "")))
+        raise WorkflowError(f"{where}: expected a table with when, days and to or remind")
+    unknown = set(row) - _TIMER_KEYS
+    if unknown:
+        raise WorkflowError(f"{where} {sorted(unknown)[0]}: unknown key (expected one of "
+                            f"{', '.join(sorted(_TIMER_KEYS))})")
+    when, days = slug(str(row.get("when", ""))), row.get("days")
+    to, remind = slug(str(row.get("to", ""))), str(row.get("remind", "")).strip().lower()
     if when not in statuses and when not in subs:
         raise WorkflowError(f"{where} when: expected a status or sub-status, got {when!r}")
     if not isinstance(days, int) or isinstance(days, bool) or days < 1:
         raise WorkflowError(f"{where} days: expected a whole number of days (1 or more)")
-    if to not in statuses:
+    if bool(to) == bool(remind):
+        raise WorkflowError(f"{where}: expected either to (a status to move to) or remind "
+                            f"({' or '.join(REMIND_WHOM)}), not both or neither")
+    if to and to not in statuses:
         raise WorkflowError(f"{where} to: expected a status, got {to!r}")
-    return Timer(when, days, to)
+    if remind and remind not in REMIND_WHOM:
+        raise WorkflowError(f"{where} remind: expected {' or '.join(REMIND_WHOM)}, "
+                            f"got {remind!r}")
+    return Timer(when, days, to, remind)
 
 
 def _names(where: str, key: str, labels: Any) -> tuple[tuple[str, ...], dict[str, str]]:

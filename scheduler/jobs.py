@@ -31,14 +31,21 @@ def build_scheduler(daemon: Daemon) -> AsyncIOScheduler:
 
 
 def _timers(daemon: Daemon):
-    """Workflow timers (auto-close after N days) in a worker thread: they touch the
-    database, which must not block the SMTP conversation on the loop."""
-    from mailgate.changes import run_timers
+    """Workflow timers (auto-close after N days) and reminders (quiet tickets, due
+    dates) in a worker thread: they touch the database, which must not block the SMTP
+    conversation on the loop."""
+    from mailgate.changes import run_reminders, run_timers
+
+    def both() -> None:
+        now = app.now()
+        run_timers(app, now=now)
+        run_reminders(app, now=now)
+
+    app = daemon.app
 
     async def job() -> None:
-        app = daemon.app
         try:
-            await daemon.loop.run_in_executor(None, lambda: run_timers(app, now=app.now()))
+            await daemon.loop.run_in_executor(None, both)
         except Exception:
             app.log.exception("workflow timers failed")
         daemon.wake_sender()

@@ -60,10 +60,17 @@ def _v3(conn: Connection) -> None:
     SQLModel.metadata.tables["suppression"].create(conn, checkfirst=True)
 
 
+def _v4(conn: Connection) -> None:
+    # reminders are a new notification; agents get them until they turn them off
+    conn.execute(text("UPDATE agent SET notify = CASE WHEN notify = '' THEN 'reminder' "
+                      "ELSE notify || ',reminder' END WHERE notify NOT LIKE '%reminder%'"))
+
+
 STEPS: list[Step] = [
     Step(2, "ticket sub-status, group, type, due date, urgent; agent notification choices",
          _v2),
     Step(3, "suppression list (hard bounces)", _v3),
+    Step(4, "reminder notifications on for existing agents", _v4),
 ]
 SCHEMA_VERSION = 1 + len(STEPS)
 

@@ -91,7 +91,7 @@ class Agent(SQLModel, table=True):
     active: bool = True
     created_at: dt.datetime = _ts(default_factory=utcnow)
     # events that mail this agent (schema v2), comma-separated; see mailgate.notify
-    notify: str = Field(default="new_ticket,customer_reply,assigned", max_length=200)
+    notify: str = Field(default="new_ticket,customer_reply,assigned,reminder", max_length=200)
 
 
 class AgentProject(SQLModel, table=True):

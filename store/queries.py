@@ -369,3 +369,44 @@ def sent_message_id(*, session: Session, msgid: str) -> bool:
 def next_outbox_due(*, session: Session) -> dt.datetime | None:
     return session.exec(select(func.min(Outbox.next_attempt_at))
                         .where(Outbox.state == "pending")).first()
+
+
+# --- timers and reminders -----------------------------------------------------------------
+
+
+def open_tickets_page(*, session: Session, after_id: int, limit: int,
+                      workflows: Iterable[str] | None = None,
+                      quiet_since: dt.datetime | None = None,
+                      due_by: dt.date | None = None) -> list[tuple[Ticket, Project]]:
+    """Open (not closed, not deleted) tickets with ids above `after_id`, in id order: a
+    page of the timer scan. `workflows` limits it to projects on those workflows,
+    `quiet_since` to tickets without activity since then, `due_by` to tickets due on or
+    before that day."""
+    query = (select(Ticket, Project).join(Project, Project.id == Ticket.project_id)
+             .where(Ticket.id > after_id, Ticket.deleted_at.is_(None),
+                    Ticket.closed_at.is_(None)))
+    if workflows is not None:
+        query = query.where(Project.workflow.in_(sorted(workflows)))
+    if quiet_since is not None:
+        query = query.where(Ticket.updated_at <= quiet_since)
+    if due_by is not None:
+        query = query.where(Ticket.due_date.is_not(None), Ticket.due_date <= due_by)
+    return list(session.exec(query.order_by(Ticket.id).limit(limit)).all())
+
+
+def lock_job(*, session: Session, name: str) -> None:
+    """Serialise one timed job's transactions across instances (PostgreSQL; SQLite's
+    write transactions already are), so two instances never send the same reminder."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:n))"),
+                        {"n": f"job:{name}"})
+
+
+def event_details(*, session: Session, ticket_id: int, kind: str,
+                  since: dt.datetime | None = None) -> frozenset[str]:
+    """The details of a ticket's events of one kind (since a moment): which reminders
+    went out already."""
+    query = select(Event.detail).where(Event.ticket_id == ticket_id, Event.kind == kind)
+    if since is not None:
+        query = query.where(Event.at >= since)
+    return frozenset(session.exec(query).all())

@@ -20,6 +20,8 @@ from routing.workflow import (
     after_customer_reply,
     build_workflow,
     build_workflows,
+    due_date_reminder,
+    due_reminders,
     due_timer,
 )
 
@@ -194,6 +196,56 @@ def test_timers_close_tickets_waiting_for_approval_after_8_days():
     assert due_timer(two, "in-progress", "waiting-for-customer-approval", 8).to == "closed"
 
 
+def test_a_reminder_never_moves_a_ticket():
+    support = WF["support"]
+    assert due_timer(support, "waiting", "", 400) is None
+
+
+TWO_APPROVAL = "customer after 5 days in waiting-for-customer-approval"
+# (workflow, status, sub-status, days without activity, reminders sent since, expected)
+REMINDERS = [
+    ("support", "waiting", "", 3.9, frozenset(), ()),
+    ("support", "waiting", "", 4, frozenset(), ("customer after 4 days in waiting",)),
+    ("support", "waiting", "", 9, frozenset({"customer after 4 days in waiting"}), ()),
+    ("support", "open", "", 30, frozenset(), ()),
+    ("support", "resolved", "", 30, frozenset(), ()),
+    ("support", "waiting-internal", "", 3, frozenset(),
+     ("agents after 3 days in waiting-internal",)),
+    ("website", "waiting-for-data", "", 5, frozenset(),
+     ("customer after 5 days in waiting-for-data",)),
+    ("website", "in-production", "", 50, frozenset(), ()),
+    ("twolevel", "in-progress", "waiting-for-customer-approval", 4.9, frozenset(), ()),
+    ("twolevel", "in-progress", "waiting-for-customer-approval", 5, frozenset(),
+     (TWO_APPROVAL,)),
+    ("twolevel", "in-progress", "waiting-for-customer-approval", 7, frozenset({TWO_APPROVAL}),
+     ()),
+    ("twolevel", "in-progress", "waiting-for-development", 30, frozenset(), ()),
+]
+
+
+@pytest.mark.parametrize(("name", "status", "sub", "days", "sent", "expected"), REMINDERS)
+def test_which_reminders_are_due(name, status, sub, days, sent, expected):
+    assert tuple(t.key for t in due_reminders(WF[name], status, sub, days, sent)) == expected
+
+
+XMAS, D = dt.date(2026, 12, 24), dt.timedelta(days=1)
+# (due date, today, category of the status, dates reminded of before, remind now?)
+DUE_DATES = [
+    (None, XMAS, "open", frozenset(), False),
+    (XMAS, XMAS - D, "open", frozenset(), False),
+    (XMAS, XMAS, "open", frozenset(), True),
+    (XMAS, XMAS + 10 * D, "waiting", frozenset(), True),      # overdue, never reminded
+    (XMAS, XMAS, "closed", frozenset(), False),
+    (XMAS, XMAS + D, "open", frozenset({"2026-12-24"}), False),
+    (XMAS + 7 * D, XMAS + 7 * D, "open", frozenset({"2026-12-24"}), True),   # a new date
+]
+
+
+@pytest.mark.parametrize(("due", "today", "category", "reminded", "expected"), DUE_DATES)
+def test_when_a_due_date_reminds(due, today, category, reminded, expected):
+    assert due_date_reminder(due, today, category, reminded) is expected
+
+
 # (table, error fragment)
 BAD_WORKFLOWS = [
     ({"statuses": []}, "statuses: expected a non-empty list"),
@@ -205,6 +257,19 @@ BAD_WORKFLOWS = [
     ({"statuses": [{"name": "a"}]}, "close: expected one of the statuses .a.; there is no"),
     ({"statuses": [{"name": "a", "colour": "red"}]}, "colour: unknown key"),
     ({"statuses": [{"name": "a"}], "flavour": 1}, "flavour: unknown key"),
+    ({"statuses": [{"name": "a"}, {"name": "z", "category": "closed"}],
+      "timers": [{"when": "a", "days": 2, "to": "z", "remind": "customer"}]},
+     r"timers\[0\]: expected either to .* or remind"),
+    ({"statuses": [{"name": "a"}, {"name": "z", "category": "closed"}],
+      "timers": [{"when": "a", "days": 2}]}, r"timers\[0\]: expected either to"),
+    ({"statuses": [{"name": "a"}, {"name": "z", "category": "closed"}],
+      "timers": [{"when": "a", "days": 2, "remind": "boss"}]},
+     "remind: expected customer or agents, got 'boss'"),
+    ({"statuses": [{"name": "a"}, {"name": "z", "category": "closed"}],
+      "timers": [{"when": "a", "days": 0, "remind": "agents"}]}, "days: expected a whole"),
+    ({"statuses": [{"name": "a"}, {"name": "z", "category": "closed"}],
+      "timers": [{"when": "a", "days": 2, "remind": "agents", "hour": 9}]},
+     "hour: unknown key"),
 ]
 
 

@@ -139,7 +139,8 @@ def test_agent_notification_preferences(mg):
     result = mg.cli("agent", "notify", ANNA, "--off", "new_ticket", "--on", "status_change",
                     "--json")
     assert result.code == 0, result.err
-    assert json.loads(result.out)["notify"] == ["customer_reply", "assigned", "status_change"]
+    assert json.loads(result.out)["notify"] == ["customer_reply", "assigned", "status_change",
+                                                "reminder"]
     mg.send(make_mail(sender=CARLA, subject="Leise"), mail_from=CARLA)
     mg.settle()
     assert mg.relay.to(ANNA) == []                          # no new-ticket mail any more

@@ -39,6 +39,13 @@ def register(sub) -> None:
     show.add_argument("--json", action="store_true")
     show.set_defaults(handler=cmd_workflow_show)
 
+    p = sub.add_parser("timers", help="workflow timers and reminders")
+    ts = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    run = ts.add_parser("run", help="run the timers and reminders that are due now (the "
+                                    "daemon does this every 15 minutes)")
+    run.add_argument("--json", action="store_true")
+    run.set_defaults(handler=cmd_timers_run)
+
 
 def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
     app = ctx.app()
@@ -90,7 +97,9 @@ def _ticket_vars(session, app, number: int) -> dict:
         agent=Person(agent.email, agent.name) if agent else None,
         text=last.text if last else "", session=session,
         reply_to=customer.email if customer else "", change=change,
-        transcript="> /status open\ndone: status is now Open\n")
+        transcript="> /status open\ndone: status is now Open\n",
+        reminder={"days": (app.now().date() - t.due_date).days if t.due_date else 0,
+                  "since": (t.due_date or t.updated_at.date()).isoformat()})
 
 
 def workflow_json(wf) -> dict:
@@ -100,7 +109,8 @@ def workflow_json(wf) -> dict:
         "customer_close_from": list(wf.customer_close_from),
         "customer_may_reopen": wf.customer_may_reopen, "urgent_on_reopen": wf.urgent_on_reopen,
         "types": list(wf.types), "substatuses": list(wf.substatuses),
-        "timers": [{"when": t.when, "days": t.days, "to": t.to} for t in wf.timers],
+        "timers": [{"when": t.when, "days": t.days, "to": t.to, "remind": t.remind}
+                   for t in wf.timers],
         "statuses": [{"name": s.name, "label": s.label, "category": s.category,
                       "actor": s.actor, "customer_visible": s.customer_visible,
                       "on_customer_reply": s.on_customer_reply, "notify": list(s.notify),
@@ -136,5 +146,25 @@ def cmd_workflow_show(args: argparse.Namespace, ctx: Context) -> int:
     if wf.substatuses:
         print("\nsub-statuses: " + ", ".join(wf.substatuses))
     for t in wf.timers:
-        print(f"after {t.days} days in {t.when}: -> {t.to}")
+        what = f"-> {t.to}" if t.to else f"remind the {t.remind}"
+        print(f"after {t.days} quiet days in {t.when}: {what}")
+    return 0
+
+
+def cmd_timers_run(args: argparse.Namespace, ctx: Context) -> int:
+    from mailgate.changes import run_reminders, run_timers
+
+    app = ctx.app()
+    now = app.now()
+    moved = [{"ticket": n, "status": status} for n, status in run_timers(app, now=now)]
+    reminded = [{"ticket": n, "reminder": what} for n, what in run_reminders(app, now=now)]
+    if args.json:
+        emit_json({"moved": moved, "reminded": reminded})
+        return 0
+    for row in moved:
+        print(f"#{row['ticket']}: moved to {row['status']}")
+    for row in reminded:
+        print(f"#{row['ticket']}: reminder ({row['reminder']})")
+    if not moved and not reminded:
+        print("nothing due")
     return 0
