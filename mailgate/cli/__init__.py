@@ -62,14 +62,14 @@ Handler = Callable[[argparse.Namespace, Context], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mailgate.cli import admin, imap, queues, run, texts, tickets
+    from mailgate.cli import admin, imap, queues, run, status, texts, tickets
 
     parser = _Parser(prog="mailgate", description="Inbound-email ticketing daemon.")
     parser.add_argument("--config", metavar="PATH",
                         help="config file (default: $MAILGATE_CONFIG, else built-in defaults)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for module in (run, admin, tickets, queues, texts, imap):
+    for module in (run, admin, tickets, queues, texts, imap, status):
         module.register(sub)
     return parser
 

@@ -1,0 +1,114 @@
+"""`status`: one look at the whole daemon for an admin or a monitoring check.
+
+Counts of incoming and outgoing mail by state, open tickets, the mailboxes; and a list of
+what needs a person (quarantined mail, failed or stuck outgoing mail, a mailbox that
+cannot log in). The exit status is 1 when that list is not empty, so a cron job or a
+monitoring probe can run `mailgate status` as it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+
+from sqlalchemy import func
+from sqlmodel import select
+
+from mailgate.cli import Context
+from mailgate.cli.output import emit_json
+from mailgate.imap_ingest import box_name
+from store import queries
+from store.models import Inbound, Outbox, Ticket
+
+STUCK_AFTER = dt.timedelta(hours=1)     # outgoing mail older than this is worth a look
+
+
+def register(sub) -> None:
+    p = sub.add_parser("status", help="queues, tickets and mailboxes at a glance; exit 1 "
+                                      "when something needs attention")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_status)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the store says, as plain values."""
+
+    inbound: dict[str, int]
+    outbox: dict[str, int]
+    open_tickets: int
+    oldest_pending_out: dt.datetime | None = None
+    oldest_pending_error: str = ""
+    mailboxes: tuple[dict, ...] = field(default_factory=tuple)
+
+
+def needs_attention(s: Snapshot, now: dt.datetime) -> list[str]:
+    """What a person should look at, each with the command that shows it."""
+    found = []
+    if s.inbound.get("quarantined"):
+        found.append(f"{s.inbound['quarantined']} quarantined incoming mail(s): "
+                     "mailgate quarantine list")
+    if s.outbox.get("failed"):
+        found.append(f"{s.outbox['failed']} outgoing mail(s) refused by the relay: "
+                     "mailgate outbox list --state failed")
+    if s.oldest_pending_out is not None and now - s.oldest_pending_out > STUCK_AFTER:
+        hours = (now - s.oldest_pending_out).total_seconds() / 3600
+        why = f" (last error: {s.oldest_pending_error})" if s.oldest_pending_error else ""
+        found.append(f"outgoing mail has waited {hours:.1f} hours for the relay{why}: "
+                     "mailgate outbox list --state pending")
+    for box in s.mailboxes:
+        if box["state"] not in ("ok", "idle", "never-ran"):
+            found.append(f"mailbox {box['name']}: {box['state']}"
+                         + (f" ({box['error']})" if box["error"] else "")
+                         + ": mailgate imap status")
+    return found
+
+
+def snapshot(app) -> Snapshot:
+    with app.db.unit(write=False) as session:
+        pending = session.exec(
+            select(Outbox.created_at, Outbox.last_error)
+            .where(Outbox.state.in_(["pending", "sending"]))
+            .order_by(Outbox.created_at).limit(1)).first()
+        open_tickets = session.exec(select(func.count()).select_from(Ticket).where(
+            Ticket.closed_at.is_(None), Ticket.deleted_at.is_(None))).one()
+        boxes = []
+        for box in app.config.imap:
+            name = box_name(box)
+            raw = queries.get_setting(session=session, key=f"imap.status.{name}")
+            data = json.loads(raw) if raw else {}
+            boxes.append({"name": name, "state": data.get("state", "never-ran"),
+                          "error": data.get("error", "")})
+        return Snapshot(
+            inbound=queries.count_by_state(session=session, model=Inbound),
+            outbox=queries.count_by_state(session=session, model=Outbox),
+            open_tickets=open_tickets,
+            oldest_pending_out=pending[0] if pending else None,
+            oldest_pending_error=pending[1] if pending else "",
+            mailboxes=tuple(boxes))
+
+
+def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
+    app = ctx.app()
+    s = snapshot(app)
+    attention = needs_attention(s, app.now())
+    if args.json:
+        emit_json({"inbound": s.inbound, "outbox": s.outbox, "open_tickets": s.open_tickets,
+                   "oldest_pending_outbox": s.oldest_pending_out,
+                   "mailboxes": list(s.mailboxes), "attention": attention})
+    else:
+        def counts(d: dict[str, int]) -> str:
+            return ", ".join(f"{n} {state}" for state, n in sorted(d.items())) or "none"
+
+        print(f"database:     {app.db.describe()}")
+        print(f"incoming:     {counts(s.inbound)}")
+        print(f"outgoing:     {counts(s.outbox)}")
+        print(f"open tickets: {s.open_tickets}")
+        for box in s.mailboxes:
+            print(f"mailbox:      {box['name']}: {box['state']}")
+        print("attention:    " + ("nothing" if not attention else attention[0]))
+        for line in attention[1:]:
+            print(f"              {line}")
+    return 1 if attention else 0
