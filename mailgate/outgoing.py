@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -26,6 +27,7 @@ from routing.rules import SUBJECT_TAG_RE
 from routing.tokens import make_token
 
 LOOP_HEADER = "X-Mailgate-Loop"
+INLINE_LOGO_BYTES = 16_384   # an inline image smaller than this is a signature logo
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,9 @@ class Composer:
     def compose(self, *, kind: str, rendered: Rendered, ticket: int | None, to: Person,
                 now: dt.datetime, from_name: str | None = None, auto: str | None = None,
                 in_reply_to: str = "", references: tuple[str, ...] = (),
-                reply_purpose: str = "reply") -> OutgoingMail:
-        """One mail to one person. `auto` is the RFC 3834 Auto-Submitted value or None."""
+                reply_purpose: str = "reply", attachments: Sequence = ()) -> OutgoingMail:
+        """One mail to one person. `auto` is the RFC 3834 Auto-Submitted value or None;
+        `attachments` have filename, content_type and data (already safe names)."""
         subject = clean_text_line(rendered.subject)[:300]
         if ticket is not None and not SUBJECT_TAG_RE.search(subject):
             subject = f"[#{ticket}] {subject}"
@@ -91,6 +94,13 @@ class Composer:
         if ticket is not None:
             msg["X-Mailgate-Ticket"] = str(ticket)
         msg.set_content(rendered.body, charset="utf-8", cte="quoted-printable")
+        for a in attachments:
+            maintype, _, subtype = a.content_type.partition("/")
+            if not (maintype.isascii() and subtype.isascii() and maintype and subtype) \
+                    or maintype in ("multipart", "message"):
+                maintype, subtype = "application", "octet-stream"
+            msg.add_attachment(a.data, maintype=maintype.lower(), subtype=subtype.lower(),
+                               filename=clean_text_line(a.filename)[:200] or "attachment")
         return OutgoingMail(kind=kind, ticket=ticket, rcpt=to.email,
                             mail_from=self.verp_address(), message_id=message_id.strip("<>"),
                             subject=subject, raw=msg.as_bytes(policy=SMTP),
@@ -104,3 +114,20 @@ class Composer:
 def _address(name: str, email: str) -> Address:
     local, domain = split_address(email)
     return Address(display_name=clean_display_name(name), username=local, domain=domain)
+
+
+def attachments_to_send(attachments: Sequence, budget: int) -> tuple[list, list]:
+    """Which files of an agent's reply go to the customer: all but small inline images
+    (signature logos), as long as they fit in `budget` bytes once base64-encoded. Returns
+    (to send, left out); what is left out stays on the ticket and is named in the mail."""
+    chosen, left_out, used = [], [], 0
+    for a in attachments:
+        if a.content_id and a.content_type.startswith("image/") and a.size < INLINE_LOGO_BYTES:
+            continue
+        cost = a.size * 4 // 3 + 1024
+        if used + cost > budget:
+            left_out.append(a)
+            continue
+        chosen.append(a)
+        used += cost
+    return chosen, left_out

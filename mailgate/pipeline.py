@@ -244,10 +244,11 @@ class Pipeline:
                                    direction="out", author="agent", text=text,
                                    decision=record, now=now)
             services.record_event(session, t, kind="reply", actor=sender, now=now)
-            if body.strip():
+            if body.strip() or mail.attachments:
                 queued += services.forward_agent_reply(
                     session, app, t=t, project=project,
-                    agent=Person(author.email, author.name), text=text, now=now)
+                    agent=Person(author.email, author.name), text=text, now=now,
+                    attachments=mail.attachments)
             return queued
         services.store_message(session, mail=mail, inbound=inbound, ticket_id=t.id,
                                direction="in", author="customer", text=body or mail.text,

@@ -8,12 +8,13 @@ happen together or not at all. Mail is only queued here; the outbox sender deliv
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlmodel import Session
 
 from mailgate.bootstrap import App
-from mailgate.outgoing import OutgoingMail, Person
+from mailgate.outgoing import OutgoingMail, Person, attachments_to_send
 from mailgate.parsing import ParsedMail
 from store import queries
 from store.models import (
@@ -250,12 +251,20 @@ def notify_agents(session: Session, app: App, *, t: Ticket, project: Project, te
 
 
 def forward_agent_reply(session: Session, app: App, *, t: Ticket, project: Project,
-                        agent: Person, text: str, now: dt.datetime) -> int:
-    """Send an agent's reply to every customer on the ticket, each with their own token."""
+                        agent: Person, text: str, now: dt.datetime,
+                        attachments: Sequence = ()) -> int:
+    """Send an agent's reply, with its files, to every customer on the ticket, each with
+    their own token. Files too large to send stay on the ticket and are named instead."""
     refs = tuple(queries.thread_msgids(session=session, ticket_id=t.id))
     last_in = queries.last_message(session=session, ticket_id=t.id, direction="in")
     in_reply_to = last_in.message_id if last_in and last_in.message_id else (
         refs[-1] if refs else "")
+    files, left_out = attachments_to_send(attachments, app.config.smtp.max_message_bytes
+                                          - 4 * len(text.encode()) - 65536)
+    if left_out:
+        names = ", ".join(f"{a.filename} ({a.size // 1024} KB)" for a in left_out)
+        text = (f"{text}\n\n[Too large to send by mail, kept on ticket #{t.id}: {names}]"
+                .strip())
     sent = 0
     for customer in customers_of(session, t):
         rendered = app.templates.render("agent_reply", base_vars(
@@ -263,7 +272,8 @@ def forward_agent_reply(session: Session, app: App, *, t: Ticket, project: Proje
             reply_to=customer.email))
         out = app.composer.compose(kind="reply", rendered=rendered, ticket=t.id, to=customer,
                                    now=now, from_name=agent.name or agent.email,
-                                   in_reply_to=in_reply_to, references=refs)
+                                   in_reply_to=in_reply_to, references=refs,
+                                   attachments=files)
         sent += queue_mail(session, out, now=now, app=app) is not None
     return sent
 
