@@ -17,13 +17,13 @@ import structlog
 
 from mailgate.config import Config, read_secret_file
 from mailgate.logs import configure_logging
-from mailgate.outgoing import Composer
-from mailgate.parsing import Limits
-from mailgate.templating import Templates
+from mailgate.mail.compose import Composer
+from mailgate.mail.mimecheck import Limits
+from mailgate.mail.templating import Templates
 from routing.addresses import RecipientRules
 from routing.tokens import TokenKey
 from routing.workflow import Workflow, build_workflows
-from store import queries
+from store import settings
 from store.db import Database
 from store.migrations import migrate
 
@@ -86,10 +86,10 @@ def resolve_token_keys(config: Config, db: Database) -> tuple[TokenKey, ...]:
         current = read_secret_file(mail.secret_file)
     else:
         with db.unit() as session:
-            current = queries.get_setting(session=session, key="token_secret") or ""
+            current = settings.get_setting(session=session, key="token_secret") or ""
             if not current:
                 current = secrets.token_hex(32)
-                queries.set_setting(session=session, key="token_secret", value=current)
+                settings.set_setting(session=session, key="token_secret", value=current)
     keys = [TokenKey(current.encode())]
     for retired in mail.retired_secrets:
         value = retired.secret or (read_secret_file(retired.secret_file)

@@ -124,6 +124,10 @@ class MailConfig:
     auto_reply_limit: int = field(default=10, metadata=_meta("", _positive))
     auto_reply_window_minutes: float = field(default=10.0, metadata=_meta("", _positive))
     bounce_suppress_days: float = field(default=7.0, metadata=_meta("", _non_negative))
+    # agents are never capped per address (a working agent gets hundreds a day); what
+    # stops an autoresponder loop through an agent is a cap per agent and ticket
+    agent_ticket_limit: int = field(default=20, metadata=_meta("", _positive))
+    agent_ticket_window_minutes: float = field(default=60.0, metadata=_meta("", _positive))
     # Authentication-Results from this authserv-id (your own MTA) are trusted: commands
     # then need DKIM or DMARC pass for the From domain. Empty: not checked.
     trusted_authserv_id: str = ""
@@ -146,6 +150,8 @@ class OutboundConfig:
     retry_max_seconds: float = field(default=3600.0, metadata=_meta("", _positive))
     give_up_after_hours: float = field(default=120.0, metadata=_meta("", _positive))
     batch_size: int = field(default=50, metadata=_meta("", _positive))
+    # sent mail keeps its bytes this long (to look at, or to resend); then only the row
+    keep_sent_days: float = field(default=7.0, metadata=_meta("", _non_negative))
 
 
 @dataclass(frozen=True)
@@ -158,6 +164,8 @@ class ProcessingConfig:
     max_mime_depth: int = field(default=30, metadata=_meta("", _positive))
     poll_seconds: float = field(default=2.0, metadata=_meta("", _positive))
     lease_seconds: float = field(default=120.0, metadata=_meta("", _positive))
+    batch_size: int = field(default=32, metadata=_meta("mails decided in one transaction",
+                                                        _positive))
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,22 @@ from routing.tokens import TicketFacts, TokenKey, verify_token
 SUBJECT_TAG_RE = re.compile(r"\[#([1-9][0-9]{0,11})\]")
 
 
+class Rule(StrEnum):
+    """Which rule decided; the first six are the routing table, in order."""
+
+    SENDER = "sender"
+    REPLY_TOKEN = "reply-token"
+    REFERENCES = "references"
+    SUBJECT_TAG = "subject-tag"
+    PROJECT_ADDRESS = "project-address"
+    SENDER_PROJECT = "sender-project"
+    NONE = "none"
+    # decided before the table runs
+    DUPLICATE = "duplicate"
+    LOOP = "loop"
+    BOUNCE = "bounce"
+
+
 class Target(StrEnum):
     TICKET = "ticket"            # append to an existing ticket
     NEW_TICKET = "new_ticket"    # open a ticket in a project
@@ -81,12 +97,6 @@ class RouteDecision:
     purpose: str = "reply"       # "note" when the mail came to a note address
     hits: tuple[RuleHit, ...] = ()
 
-    def as_dict(self) -> dict:
-        return {"target": str(self.target), "rule": self.rule, "reason": self.reason,
-                "ticket": self.ticket, "project": self.project, "purpose": self.purpose,
-                "hits": [{"rule": h.rule, "matched": h.matched, "detail": h.detail}
-                         for h in self.hits]}
-
 
 @dataclass(frozen=True)
 class _Step:
@@ -94,7 +104,7 @@ class _Step:
     decision: RouteDecision | None = None
 
 
-Rule = Callable[[MailFacts, Directory, dt.datetime], _Step]
+RuleFn = Callable[[MailFacts, Directory, dt.datetime], _Step]
 
 
 def _unassigned(rule: str, reason: str, **kw) -> RouteDecision:
@@ -103,13 +113,13 @@ def _unassigned(rule: str, reason: str, **kw) -> RouteDecision:
 
 def rule_sender(facts: MailFacts, d: Directory, now: dt.datetime) -> _Step:
     if facts.sender:
-        return _Step(RuleHit("sender", True, f"sender is {facts.sender}"))
+        return _Step(RuleHit(Rule.SENDER, True, f"sender is {facts.sender}"))
     reason = facts.sender_problem or "no usable sender"
-    return _Step(RuleHit("sender", False, reason), _unassigned("sender", reason))
+    return _Step(RuleHit(Rule.SENDER, False, reason), _unassigned(Rule.SENDER, reason))
 
 
 def rule_token(facts: MailFacts, d: Directory, now: dt.datetime) -> _Step:
-    name = "reply-token"
+    name = Rule.REPLY_TOKEN
     tokens = [r for r in facts.recipients if r.kind is RecipientKind.TOKEN]
     if not tokens:
         return _Step(RuleHit(name, False, "no reply token among the recipients"))
@@ -140,7 +150,7 @@ def _token_ticket(detail: str) -> int | None:
 
 
 def rule_references(facts: MailFacts, d: Directory, now: dt.datetime) -> _Step:
-    name = "references"
+    name = Rule.REFERENCES
     for msgid in facts.thread_ids:
         number = d.thread_index.get(msgid)
         if number is None:
@@ -154,7 +164,7 @@ def rule_references(facts: MailFacts, d: Directory, now: dt.datetime) -> _Step:
 
 
 def rule_subject_tag(facts: MailFacts, d: Directory, now: dt.datetime) -> _Step:
-    name = "subject-tag"
+    name = Rule.SUBJECT_TAG
     m = SUBJECT_TAG_RE.search(facts.subject)
     if not m:
         return _Step(RuleHit(name, False, "no [#N] tag in the subject"))
@@ -177,7 +187,7 @@ def _participant_step(name: str, facts: MailFacts, d: Directory, number: int, wh
 
 
 def rule_project_key(facts: MailFacts, d: Directory, now: dt.datetime) -> _Step:
-    name = "project-address"
+    name = Rule.PROJECT_ADDRESS
     keys = [r.detail for r in facts.recipients if r.kind is RecipientKind.PROJECT]
     if not keys:
         return _Step(RuleHit(name, False, "no project plus-address among the recipients"))
@@ -194,7 +204,7 @@ def rule_project_key(facts: MailFacts, d: Directory, now: dt.datetime) -> _Step:
 
 
 def rule_sender_project(facts: MailFacts, d: Directory, now: dt.datetime) -> _Step:
-    name = "sender-project"
+    name = Rule.SENDER_PROJECT
     projects = sorted(set(d.sender_projects))
     if len(projects) == 1:
         reason = f"{facts.sender} is a contact of project {projects[0]}"
@@ -206,7 +216,7 @@ def rule_sender_project(facts: MailFacts, d: Directory, now: dt.datetime) -> _St
     return _Step(RuleHit(name, False, f"{facts.sender} is not a contact of any project"))
 
 
-RULES: tuple[Rule, ...] = (rule_sender, rule_token, rule_references, rule_subject_tag,
+RULES: tuple[RuleFn, ...] = (rule_sender, rule_token, rule_references, rule_subject_tag,
                            rule_project_key, rule_sender_project)
 
 
@@ -218,7 +228,7 @@ def route(facts: MailFacts, directory: Directory, now: dt.datetime) -> RouteDeci
         if step.decision is not None:
             return _with_hits(step.decision, hits)
     reason = "; ".join(h.detail for h in hits if not h.matched) or "nothing matched"
-    return _unassigned("none", reason, hits=tuple(hits))
+    return _unassigned(Rule.NONE, reason, hits=tuple(hits))
 
 
 def _with_hits(decision: RouteDecision, hits: list[RuleHit]) -> RouteDecision:

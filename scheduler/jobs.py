@@ -1,61 +1,52 @@
-"""The daemon's timed jobs, run by APScheduler on the daemon's event loop.
+"""Timed jobs, run by APScheduler on the daemon's event loop.
 
-Every job is a thin call into a shared handler and is safe to run on several instances
-at once: work is claimed row by row in the database (SKIP LOCKED on PostgreSQL), so
-each instance keeps its own in-memory job store and nothing runs twice.
+The scheduler knows nothing of the daemon: it is handed a list of `Job`s, each a name,
+an interval and a plain callable. A callable marked `blocking` runs in a worker thread
+(it touches the database, which must never hold up the SMTP conversation on the loop);
+the others run on the loop itself. A job that fails is logged and runs again at its next
+turn. Every job is safe on several instances at once: the work it does is claimed row by
+row or under a job lock in the database, so each instance keeps its own in-memory store.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-if TYPE_CHECKING:
-    from mailgate.daemon import Daemon
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    seconds: float
+    run: Callable[[], object]
+    blocking: bool = False
+    after: Callable[[], object] | None = None     # runs on the loop once `run` is done
 
 
-def build_scheduler(daemon: Daemon) -> AsyncIOScheduler:
-    cfg = daemon.app.config
-    sched = AsyncIOScheduler(event_loop=daemon.loop, timezone="UTC",
+def build_scheduler(loop: asyncio.AbstractEventLoop, jobs: Sequence[Job], *,
+                    on_error: Callable[[str, BaseException], None]) -> AsyncIOScheduler:
+    sched = AsyncIOScheduler(event_loop=loop, timezone="UTC",
                              job_defaults={"coalesce": True, "max_instances": 1,
                                            "misfire_grace_time": 30})
-    # Mail stored by other processes (`mailgate ingest`, another instance) and retries
-    # whose backoff has passed are picked up by these wake-ups. Jobs are coroutines so
-    # they run on the daemon's loop, not in a thread pool that dies with it.
-    sched.add_job(_call(daemon.wake_processor), "interval",
-                  seconds=cfg.processing.poll_seconds, id="process-poll")
-    sched.add_job(_call(daemon.wake_sender), "interval", seconds=10, id="outbox-retry")
-    sched.add_job(_timers(daemon), "interval", minutes=15, id="workflow-timers")
+    for job in jobs:
+        sched.add_job(_wrap(loop, job, on_error), "interval", seconds=job.seconds, id=job.name)
     return sched
 
 
-def _timers(daemon: Daemon):
-    """Workflow timers (auto-close after N days) and reminders (quiet tickets, due
-    dates) in a worker thread: they touch the database, which must not block the SMTP
-    conversation on the loop."""
-    from mailgate.changes import run_reminders, run_timers
-
-    def both() -> None:
-        now = app.now()
-        run_timers(app, now=now)
-        run_reminders(app, now=now)
-
-    app = daemon.app
-
-    async def job() -> None:
+def _wrap(loop: asyncio.AbstractEventLoop, job: Job, on_error):
+    async def run() -> None:
         try:
-            await daemon.loop.run_in_executor(None, both)
-        except Exception:
-            app.log.exception("workflow timers failed")
-        daemon.wake_sender()
+            if job.blocking:
+                await loop.run_in_executor(None, job.run)
+            else:
+                job.run()
+        except Exception as exc:
+            on_error(job.name, exc)
+        if job.after is not None:
+            job.after()
 
-    return job
-
-
-def _call(fn):
-    async def job() -> None:
-        fn()
-
-    job.__name__ = fn.__name__
-    return job
+    run.__name__ = job.name.replace("-", "_")
+    return run

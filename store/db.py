@@ -107,3 +107,13 @@ def _tune_sqlite(engine: Engine, busy_timeout: float) -> None:
     def _on_begin(conn):
         write = conn.get_execution_options().get("mailgate_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def lock_job(session: Session, name: str) -> None:
+    """Serialise one timed job's transactions across instances (PostgreSQL; SQLite's
+    write transactions already are), so two instances never send the same reminder."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy import text
+
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:n))"),
+                        {"n": f"job:{name}"})

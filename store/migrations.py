@@ -66,11 +66,33 @@ def _v4(conn: Connection) -> None:
                       "ELSE notify || ',reminder' END WHERE notify NOT LIKE '%reminder%'"))
 
 
+def _v5(conn: Connection) -> None:
+    _add_columns("outbox", [("template", "''"), ("payload", "NULL"), ("reason", "''"),
+                            ("audience", "''")])(conn)
+    outbox = SQLModel.metadata.tables["outbox"]
+    have = {i["name"] for i in inspect(conn).get_indexes("outbox")}
+    for index in outbox.indexes:
+        if index.name not in have:
+            index.create(conn)
+    # status events kept "open (Open)"; keep the value, the label is the workflow's to give
+    rows = conn.execute(text("SELECT id, old, new FROM event WHERE kind = 'status'")).all()
+    for row_id, old, new in rows:
+        conn.execute(text("UPDATE event SET old = :o, new = :n WHERE id = :i"),
+                     {"o": _value_of(old), "n": _value_of(new), "i": row_id})
+
+
+def _value_of(shown: str) -> str:
+    value, sep, label = (shown or "").partition(" (")
+    return value if sep and label.endswith(")") else shown
+
+
 STEPS: list[Step] = [
     Step(2, "ticket sub-status, group, type, due date, urgent; agent notification choices",
          _v2),
     Step(3, "suppression list (hard bounces)", _v3),
     Step(4, "reminder notifications on for existing agents", _v4),
+    Step(5, "outbox keeps the decided mail and why; indexes for per-mail lookups; "
+            "status events keep values, not labels", _v5),
 ]
 SCHEMA_VERSION = 1 + len(STEPS)
 

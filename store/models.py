@@ -8,6 +8,7 @@ This module defines data only: no queries, no commits.
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Index, LargeBinary, UniqueConstraint
@@ -35,6 +36,31 @@ class UTCDateTime(TypeDecorator):
         if value.tzinfo is None:
             return value.replace(tzinfo=dt.UTC)
         return value.astimezone(dt.UTC)
+
+
+class InboundState(StrEnum):
+    """pending -> processing -> one of the final states (or back to pending to retry)."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    DONE = "done"
+    UNASSIGNED = "unassigned"
+    QUARANTINED = "quarantined"
+    SPAM = "spam"
+    DUPLICATE = "duplicate"
+    DROPPED = "dropped"
+    BOUNCE = "bounce"
+
+
+class OutboxState(StrEnum):
+    """pending -> sending -> sent | failed; sent -> bounced; dropped by a guard."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    BOUNCED = "bounced"
+    DROPPED = "dropped"
 
 
 def utcnow() -> dt.datetime:
@@ -227,7 +253,10 @@ class Outbox(SQLModel, table=True):
     """An outgoing mail, kept until the relay takes it (2xx) or refuses it for good (5xx)."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_state_next", "state", "next_attempt_at"),)
+    __table_args__ = (Index("ix_outbox_state_next", "state", "next_attempt_at"),
+                      Index("ix_outbox_message_id", "message_id"),
+                      Index("ix_outbox_rcpt_created", "rcpt", "created_at"),
+                      Index("ix_outbox_mail_from", "mail_from"))
     id: int | None = Field(default=None, primary_key=True)
     created_at: dt.datetime = _ts(default_factory=utcnow)
     kind: str = Field(max_length=40)                 # ack | reply | notify | transcript ...
@@ -236,14 +265,19 @@ class Outbox(SQLModel, table=True):
     rcpt: str = Field(max_length=254)
     message_id: str = Field(max_length=998)
     subject: str = ""
-    raw: bytes = Field(sa_type=LargeBinary)
+    raw: bytes = Field(default=b"", sa_type=LargeBinary)  # empty until composed for sending
     automatic: bool = True
-    state: str = Field(default="pending", max_length=20)   # pending | sending | sent | failed
+    state: str = Field(default="pending", max_length=20)   # an OutboxState
     attempts: int = 0
     next_attempt_at: dt.datetime = _ts(default_factory=utcnow)
     lease_until: dt.datetime | None = _ts(default=None)
     last_error: str = ""
     sent_at: dt.datetime | None = _ts(default=None)
+    # schema v5: the mail as decided (rendered and composed only when it is sent)
+    template: str = Field(default="", max_length=100)
+    payload: dict | None = Field(default=None, sa_type=JSON)
+    reason: str = ""                                 # why this mail (or why it was dropped)
+    audience: str = Field(default="", max_length=20)  # customer | agent | other
 
 
 class Suppression(SQLModel, table=True):

@@ -6,15 +6,10 @@ import datetime as dt
 
 import pytest
 
-from mailgate.htmltext import html_to_text
-from routing.commands import (
-    Actor,
-    TicketState,
-    World,
-    find_commands,
-    parse_command,
-    plan,
-)
+from mailgate.mail.htmltext import html_to_text
+from routing.actors import Actor
+from routing.commands import find_commands, parse_command, plan
+from routing.context import TicketState, World
 from routing.workflow import (
     WorkflowError,
     after_customer_reply,

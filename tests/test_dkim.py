@@ -10,7 +10,7 @@ import subprocess
 import dkim
 import pytest
 
-from mailgate.dkimcheck import dkim_verified
+from mailgate.mail.dkim import dkim_verified
 from tests.support.harness import make_mail, reply_to
 
 CARLA = "carla@client.example"
@@ -81,7 +81,7 @@ def test_commands_need_a_valid_signature_when_verify_dkim_is_on(key, harness_fac
                                                                  sqlite_url):
     private, record = key
     h = harness_factory(sqlite_url, mail={"verify_dkim": True}).start()
-    h.daemon.daemon.pipeline.dnsfunc = dns_for(record)
+    h.daemon.daemon.ingest.dnsfunc = dns_for(record)
     assert h.cli("project", "add", "acme", "--name", "A", "--customer", CARLA).code == 0
     assert h.cli("agent", "add", ANNA, "--name", "Anna").code == 0
     h.send(make_mail(sender=CARLA, subject="Drucker"))

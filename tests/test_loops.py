@@ -9,7 +9,7 @@ from email.policy import SMTP
 
 import pytest
 
-from routing.autoreply import classify_automatic
+from routing.loops import classify_automatic
 from tests.support.harness import SUPPORT, make_mail, reply_to
 
 CARLA = "carla@client.example"
@@ -180,8 +180,10 @@ def test_automatic_mail_to_one_address_is_capped(harness_factory, sqlite_url):
 def test_two_autoresponders_talking_through_mailgate_stop_at_the_cap(harness_factory,
                                                                      sqlite_url):
     """A customer's and an agent's badly behaved autoresponders (no Auto-Submitted) answer
-    everything: the automatic notifications hit the cap and the exchange dies out."""
-    h = harness_factory(sqlite_url, mail={"auto_reply_limit": 4}).start()
+    everything: the agent's notifications about that one ticket hit the per-ticket cap and
+    the exchange dies out."""
+    h = harness_factory(sqlite_url, mail={"auto_reply_limit": 4,
+                                          "agent_ticket_limit": 4}).start()
     assert h.cli("project", "add", "acme", "--name", "ACME", "--customer", CARLA).code == 0
     assert h.cli("agent", "add", ANNA, "--name", "Anna").code == 0
     h.send(make_mail(sender=CARLA, subject="Hallo"))

@@ -52,8 +52,9 @@ def test_agent_status_command_changes_status_forwards_text_and_sends_a_transcrip
     assert transcript.header("Auto-Submitted") == "auto-replied"
     events = show(mg, n)["events"]
     change = next(e for e in events if e["kind"] == "status")
-    assert (change["actor"], change["old"], change["new"]) == (
-        ANNA, "new (New)", "waiting (Waiting for customer)")
+    assert (change["actor"], change["old"], change["new"]) == (ANNA, "new", "waiting")
+    assert (change["old_label"], change["new_label"]) == ("New", "Waiting for customer")
+    assert change["detail"] == "/status waiting"           # the line that caused it
     # the customer answers while we wait for them: the ticket is open again
     write(mg, forwarded, CARLA, "Hier ist das Foto.")
     assert show(mg, n)["status"] == "open"
@@ -230,7 +231,7 @@ def test_twolevel_ticket_waiting_for_approval_closes_itself_after_8_days(
         harness_factory, sqlite_url):
     import datetime as dt
 
-    from mailgate.changes import run_timers
+    from mailgate.handlers.timers import run_timers
 
     h = twolevel_site(harness_factory, sqlite_url)
     n, _ack, notification = open_ticket(h)

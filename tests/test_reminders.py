@@ -132,7 +132,7 @@ def test_timers_run_reports_nothing_due_in_words(mg):
 def test_the_timer_scan_pages_through_every_open_ticket(harness_factory, sqlite_url):
     """The scan goes through open tickets a page at a time: none is skipped however many
     there are (here with pages of one ticket)."""
-    from mailgate.changes import run_reminders
+    from mailgate.handlers.timers import run_reminders
 
     h = harness_factory(sqlite_url).start()
     assert h.cli("project", "add", "acme", "--name", "ACME Corp", "--customer", CARLA).code == 0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mailgate.htmltext import html_to_text
-from mailgate.parsing import parse_mail
+from mailgate.mail.htmltext import html_to_text
+from mailgate.mail.parsing import parse_mail
 from routing.replytext import split_reply, top_lines
 from tests.conftest import corpus_dir
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from mailgate.config import Config, ConfigError, load_config
-from mailgate.services import ServiceError
+from mailgate.handlers import ServiceError
 from store.db import StoreUnavailable
 from store.migrations import SchemaError
 

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import argparse
 
-from mailgate.changes import NOTIFY_EVENTS, wants
 from mailgate.cli import Context
 from mailgate.cli.output import emit_json, listing
-from mailgate.directory import add_agent, add_contact, add_project, require_project
-from mailgate.services import ServiceError
+from mailgate.handlers import ServiceError
+from mailgate.handlers.directory import (
+    add_agent,
+    add_contact,
+    add_project,
+    choose_notifications,
+    notified_about,
+    require_project,
+    set_workflow,
+)
+from routing.actors import NOTIFY_EVENTS
 from routing.addresses import plus_address
-from store import queries
+from store import people
 
 
 def register(sub) -> None:
@@ -98,8 +106,7 @@ def cmd_project_workflow(args: argparse.Namespace, ctx: Context) -> int:
     app = ctx.app()
     _check_workflow(app, args.workflow)
     with app.db.unit() as session:
-        p = require_project(session, args.slug)
-        old, p.workflow = p.workflow, args.workflow
+        old = set_workflow(session, slug=args.slug, workflow=args.workflow)
     print(f"project {args.slug}: workflow {old} -> {args.workflow}")
     return 0
 
@@ -107,7 +114,7 @@ def cmd_project_workflow(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_project_list(args: argparse.Namespace, ctx: Context) -> int:
     app = ctx.app()
     with app.db.unit(write=False) as session:
-        rows = [project_json(app, p) for p in queries.projects(session=session)]
+        rows = [project_json(app, p) for p in people.projects(session=session)]
     listing(args, rows, [("slug", "SLUG", None), ("name", "NAME", 40), ("address", "ADDRESS", None),
                          ("workflow", "WORKFLOW", None)])
     return 0
@@ -119,7 +126,7 @@ def cmd_contact_add(args: argparse.Namespace, ctx: Context) -> int:
         contact, linked = add_contact(session, email=args.email, project_slugs=args.project,
                                       name=args.name)
         data = {"email": contact.email, "name": contact.name,
-                "projects": list(queries.contact_project_slugs(session=session,
+                "projects": list(people.contact_project_slugs(session=session,
                                                                email=contact.email))}
     if args.json:
         emit_json(data)
@@ -131,21 +138,16 @@ def cmd_contact_add(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_contact_list(args: argparse.Namespace, ctx: Context) -> int:
-    from mailgate.directory import require_project
-
     app = ctx.app()
     with app.db.unit(write=False) as session:
         if args.project:
-            contacts = queries.contacts_of_project(session=session,
+            contacts = people.contacts_of_project(session=session,
                                                    project=require_project(session,
                                                                            args.project))
         else:
-            from sqlmodel import select
-
-            from store.models import Contact
-            contacts = list(session.exec(select(Contact).order_by(Contact.email)))
+            contacts = people.all_contacts(session=session)
         rows = [{"email": c.email, "name": c.name,
-                 "projects": list(queries.contact_project_slugs(session=session,
+                 "projects": list(people.contact_project_slugs(session=session,
                                                                 email=c.email))}
                 for c in contacts]
     listing(args, rows, [("email", "EMAIL", None), ("name", "NAME", 30),
@@ -155,9 +157,9 @@ def cmd_contact_list(args: argparse.Namespace, ctx: Context) -> int:
 
 def agent_json(session, a) -> dict:
     return {"email": a.email, "name": a.name, "role": a.role, "active": a.active,
-            "notify": [e for e in NOTIFY_EVENTS if wants(a, e)],
+            "notify": notified_about(a),
             "projects": "all" if a.all_projects or a.role == "admin"
-            else queries.agent_project_slugs(session=session, agent=a)}
+            else people.agent_project_slugs(session=session, agent=a)}
 
 
 def cmd_agent_add(args: argparse.Namespace, ctx: Context) -> int:
@@ -176,7 +178,7 @@ def cmd_agent_add(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_agent_list(args: argparse.Namespace, ctx: Context) -> int:
     app = ctx.app()
     with app.db.unit(write=False) as session:
-        rows = [agent_json(session, a) for a in queries.agents(session=session)]
+        rows = [agent_json(session, a) for a in people.agents(session=session)]
     listing(args, rows, [("email", "EMAIL", None), ("name", "NAME", 30), ("role", "ROLE", None),
                          ("projects", "PROJECTS", 50)])
     return 0
@@ -188,11 +190,7 @@ def cmd_agent_notify(args: argparse.Namespace, ctx: Context) -> int:
         raise ServiceError(f"event {sorted(both)[0]} is both --on and --off")
     app = ctx.app()
     with app.db.unit() as session:
-        agent = queries.agent_by_email(session=session, email=args.email.strip().lower())
-        if agent is None:
-            raise ServiceError(f"no agent {args.email}")
-        chosen = ({e for e in NOTIFY_EVENTS if wants(agent, e)} | set(args.on)) - set(args.off)
-        agent.notify = ",".join(e for e in NOTIFY_EVENTS if e in chosen)
+        agent = choose_notifications(session, email=args.email, on=args.on, off=args.off)
         data = agent_json(session, agent)
     if args.json:
         emit_json(data)

@@ -7,8 +7,8 @@ import json
 
 from mailgate.cli import Context
 from mailgate.cli.output import emit_json, table
-from mailgate.imap_ingest import box_name, check_mailbox
-from store import queries
+from mailgate.edges.imap import box_name, check_mailbox
+from store import settings
 
 
 def register(sub) -> None:
@@ -28,7 +28,7 @@ def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
     with app.db.unit(write=False) as session:
         for box in app.config.imap:
             name = box_name(box)
-            raw = queries.get_setting(session=session, key=f"imap.status.{name}")
+            raw = settings.get_setting(session=session, key=f"imap.status.{name}")
             data = json.loads(raw) if raw else {"name": name, "state": "never-ran", "error": ""}
             rows.append({"name": name, "host": f"{box.host}:{box.port}", "user": box.user,
                          "folder": box.folder, "state": data.get("state", ""),

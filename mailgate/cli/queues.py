@@ -5,17 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sqlalchemy.orm import defer
-from sqlmodel import select
-
-from mailgate import triage
 from mailgate.cli import Context
 from mailgate.cli.output import emit_json, fields, listing, table
 from mailgate.cli.tickets import attachment_json
-from mailgate.parsing import header_lines
-from mailgate.services import ServiceError
-from store import queries
-from store.models import Inbound
+from mailgate.handlers import ServiceError, triage
+from mailgate.mail.parsing import header_lines
+from routing.disposition import Disposition
+from store import inbox, outbox, tickets
+from store.models import Inbound, InboundState, OutboxState
 
 
 def register(sub) -> None:
@@ -62,7 +59,7 @@ def register(sub) -> None:
     p = sub.add_parser("outbox", help="outgoing mail")
     os_ = p.add_subparsers(dest="verb", metavar="VERB", required=True)
     lst = os_.add_parser("list", help="list outgoing mail, newest first")
-    lst.add_argument("--state", choices=["pending", "sending", "sent", "failed"])
+    lst.add_argument("--state", choices=[s.value for s in OutboxState])
     lst.add_argument("--json", action="store_true")
     lst.set_defaults(handler=cmd_outbox_list)
     retry = os_.add_parser("retry", help="send failed (or the given) mail again")
@@ -82,8 +79,9 @@ def _summary(row: Inbound, message) -> dict:
 def cmd_unassigned_list(args: argparse.Namespace, ctx: Context) -> int:
     app = ctx.app()
     with app.db.unit(write=False) as session:
-        rows = [_summary(r, queries.inbound_message(session=session, inbound_id=r.id))
-                for r in queries.inbound_rows(session=session, state="unassigned")]
+        rows = inbox.inbound_rows(session=session, state=InboundState.UNASSIGNED)
+        messages = inbox.inbound_messages(session=session, inbound_ids=[r.id for r in rows])
+        rows = [_summary(r, messages.get(r.id)) for r in rows]
     listing(args, rows, [("id", "ID", None), ("received_at", "RECEIVED", None),
                          ("from", "FROM", 30), ("subject", "SUBJECT", 40), ("reason", "WHY", 60)],
             empty="the unassigned queue is empty")
@@ -94,13 +92,14 @@ def cmd_unassigned_show(args: argparse.Namespace, ctx: Context) -> int:
     app = ctx.app()
     with app.db.unit(write=False) as session:
         row, message = triage.unassigned_row(session, args.id)
-        raw = session.get(Inbound, row.id).raw
+        raw = inbox.raw_of(session=session, inbound_id=row.id)
         data = _summary(row, message)
         data.update({
             "cc": message.cc_addrs, "text": message.text,
             "headers": [{"name": n, "value": v} for n, v in header_lines(raw)],
-            "rules": (message.decision or {}).get("hits", []),
-            "attachments": [attachment_json(a) for a in queries.attachments_of(
+            "rules": [{"rule": str(h.rule), "matched": h.matched, "detail": h.detail}
+                      for h in Disposition.from_json(message.decision).route.hits],
+            "attachments": [attachment_json(a) for a in tickets.attachments_of(
                 session=session, message_ids=[message.id])[message.id]]})
     if args.json:
         emit_json(data)
@@ -127,15 +126,15 @@ def cmd_unassigned_assign(args: argparse.Namespace, ctx: Context) -> int:
     app = ctx.app()
     with app.db.unit() as session:
         if args.project:
-            t = triage.assign_to_project(session, app, inbound_id=args.id,
-                                         project_slug=args.project,
-                                         add_contact=args.add_contact, quiet=args.quiet,
-                                         now=app.now())
+            number = triage.assign_to_project(session, app, inbound_id=args.id,
+                                              project_slug=args.project,
+                                              add_contact=args.add_contact, quiet=args.quiet,
+                                              now=app.now())
         else:
-            t = triage.assign_to_ticket(session, app, inbound_id=args.id, number=args.ticket,
-                                        add_contact=args.add_contact, quiet=args.quiet,
-                                        now=app.now())
-        number = t.id
+            number = triage.assign_to_ticket(session, app, inbound_id=args.id,
+                                             number=args.ticket,
+                                             add_contact=args.add_contact, quiet=args.quiet,
+                                             now=app.now())
     if args.json:
         emit_json({"id": args.id, "ticket": number})
     else:
@@ -164,8 +163,8 @@ def _quarantine_json(row: Inbound) -> dict:
 def cmd_quarantine_list(args: argparse.Namespace, ctx: Context) -> int:
     app = ctx.app()
     with app.db.unit(write=False) as session:
-        rows = [_quarantine_json(r) for r in queries.inbound_rows(session=session,
-                                                                  state="quarantined")]
+        rows = [_quarantine_json(r) for r in inbox.inbound_rows(
+            session=session, state=InboundState.QUARANTINED)]
     listing(args, rows, [("id", "ID", None), ("received_at", "RECEIVED", None),
                          ("size", "BYTES", None), ("attempts", "TRIES", None),
                          ("reason", "REASON", 80)], empty="the quarantine is empty")
@@ -175,12 +174,12 @@ def cmd_quarantine_list(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_quarantine_show(args: argparse.Namespace, ctx: Context) -> int:
     app = ctx.app()
     with app.db.unit(write=False) as session:
-        row = session.get(Inbound, args.id)
-        if row is None or row.state != "quarantined":
+        row = inbox.inbound_row(session=session, inbound_id=args.id)
+        if row is None or row.state != InboundState.QUARANTINED:
             raise ServiceError(f"no quarantined mail with id {args.id} "
                                "(see: mailgate quarantine list)")
         data = _quarantine_json(row)
-        raw = row.raw
+        raw = inbox.raw_of(session=session, inbound_id=args.id)
     if args.raw:
         sys.stdout.buffer.write(raw)
         sys.stdout.flush()
@@ -198,8 +197,8 @@ def cmd_quarantine_show(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_quarantine_retry(args: argparse.Namespace, ctx: Context) -> int:
-    from mailgate.parse_pool import InlineParser
-    from mailgate.pipeline import Pipeline
+    from mailgate.edges.parse_pool import InlineParser
+    from mailgate.handlers.ingest import Ingest
 
     if not args.id and not args.all:
         raise ServiceError("give the ids to retry, or --all")
@@ -207,19 +206,17 @@ def cmd_quarantine_retry(args: argparse.Namespace, ctx: Context) -> int:
     with app.db.unit() as session:
         ids = triage.requeue_quarantined(session, inbound_ids=None if args.all else args.id,
                                          now=app.now())
-    pipeline = Pipeline(app, InlineParser(app.limits))
+    ingest = Ingest(app, InlineParser(app.limits))
     results = []
     for inbound_id in ids:
         with app.db.unit() as session:
-            row = session.exec(select(Inbound).options(defer(Inbound.raw))
-                               .where(Inbound.id == inbound_id)).one()
-            if row.state != "pending":
-                continue   # a running daemon got to it first
-            row.state, row.attempts = "processing", 1
-            row.lease_until = app.now() + pipeline.lease
-        outcome = pipeline.process(inbound_id)
-        results.append({"id": inbound_id, "state": outcome.state, "ticket": outcome.ticket,
-                        "reason": outcome.reason})
+            mine = triage.claim_for_retry(session, inbound_id=inbound_id, now=app.now(),
+                                          lease=ingest.lease)
+        if not mine:
+            continue   # a running daemon got to it first
+        for outcome in ingest.run([inbound_id]):
+            results.append({"id": inbound_id, "state": outcome.state,
+                            "ticket": outcome.ticket, "reason": outcome.reason})
     if args.json:
         emit_json(results)
     else:
@@ -239,7 +236,7 @@ def cmd_outbox_list(args: argparse.Namespace, ctx: Context) -> int:
                  "rcpt": r.rcpt, "subject": r.subject, "attempts": r.attempts,
                  "next_attempt_at": r.next_attempt_at, "sent_at": r.sent_at,
                  "last_error": r.last_error, "message_id": r.message_id}
-                for r in queries.outbox_rows(session=session, state=args.state)]
+                for r in outbox.outbox_rows(session=session, state=args.state)]
     if args.json:
         emit_json(rows)
     else:
@@ -251,10 +248,9 @@ def cmd_outbox_list(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_outbox_retry(args: argparse.Namespace, ctx: Context) -> int:
-    from mailgate.outbox_sender import OutboxSender
-
     app = ctx.app()
-    n = OutboxSender(app).retry(args.id or None)
+    with app.db.unit() as session:
+        n = triage.retry_outbox(session, ids=args.id or None, now=app.now())
     if args.id and n < len(set(args.id)):
         raise ServiceError("some ids are not pending or failed (see: mailgate outbox list)")
     print(f"{n} mail(s) will be sent on the daemon's next outbox run")

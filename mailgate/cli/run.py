@@ -25,7 +25,7 @@ def register(sub) -> None:
 
 
 def cmd_serve(args: argparse.Namespace, ctx: Context) -> int:
-    from mailgate.daemon import serve_forever
+    from mailgate.edges.serve import serve_forever
 
     app = ctx.app()
     try:
@@ -36,10 +36,11 @@ def cmd_serve(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace, ctx: Context) -> int:
-    from mailgate.checks import check_templates
+    from mailgate.mail.templating import Templates
+    from mailgate.mail.variables import check_templates
 
     cfg = ctx.config
-    problems = check_templates(cfg)
+    problems = check_templates(Templates(cfg.templates.override_dir or None))
     if problems:
         for p in problems:
             print(f"mailgate: {p}", file=sys.stderr)
@@ -50,8 +51,8 @@ def cmd_check_config(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace, ctx: Context) -> int:
-    from mailgate.parsing import looks_like_mail
-    from mailgate.spool import Arrival, store_arrivals
+    from mailgate.edges.spool import Arrival, store_arrivals
+    from mailgate.mail.mimecheck import looks_like_mail
     from routing.addresses import Recipient, classify_recipient
 
     try:

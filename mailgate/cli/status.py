@@ -18,8 +18,8 @@ from sqlmodel import select
 
 from mailgate.cli import Context
 from mailgate.cli.output import emit_json
-from mailgate.imap_ingest import box_name
-from store import queries
+from mailgate.edges.imap import box_name
+from store import inbox, outbox, settings
 from store.models import Inbound, Outbox, Ticket
 
 STUCK_AFTER = dt.timedelta(hours=1)     # outgoing mail older than this is worth a look
@@ -42,6 +42,7 @@ class Snapshot:
     oldest_pending_out: dt.datetime | None = None
     oldest_pending_error: str = ""
     mailboxes: tuple[dict, ...] = field(default_factory=tuple)
+    dropped_today: int = 0          # outgoing mail a guard stopped in the last 24 hours
 
 
 def needs_attention(s: Snapshot, now: dt.datetime) -> list[str]:
@@ -58,6 +59,9 @@ def needs_attention(s: Snapshot, now: dt.datetime) -> list[str]:
         why = f" (last error: {s.oldest_pending_error})" if s.oldest_pending_error else ""
         found.append(f"outgoing mail has waited {hours:.1f} hours for the relay{why}: "
                      "mailgate outbox list --state pending")
+    if s.dropped_today:
+        found.append(f"{s.dropped_today} outgoing mail(s) stopped by a loop or bounce guard "
+                     "in the last 24 hours: mailgate outbox list --state dropped")
     for box in s.mailboxes:
         if box["state"] not in ("ok", "idle", "never-ran"):
             found.append(f"mailbox {box['name']}: {box['state']}"
@@ -68,26 +72,25 @@ def needs_attention(s: Snapshot, now: dt.datetime) -> list[str]:
 
 def snapshot(app) -> Snapshot:
     with app.db.unit(write=False) as session:
-        pending = session.exec(
-            select(Outbox.created_at, Outbox.last_error)
-            .where(Outbox.state.in_(["pending", "sending"]))
-            .order_by(Outbox.created_at).limit(1)).first()
+        pending = outbox.oldest_pending(session=session)
         open_tickets = session.exec(select(func.count()).select_from(Ticket).where(
             Ticket.closed_at.is_(None), Ticket.deleted_at.is_(None))).one()
         boxes = []
         for box in app.config.imap:
             name = box_name(box)
-            raw = queries.get_setting(session=session, key=f"imap.status.{name}")
+            raw = settings.get_setting(session=session, key=f"imap.status.{name}")
             data = json.loads(raw) if raw else {}
             boxes.append({"name": name, "state": data.get("state", "never-ran"),
                           "error": data.get("error", "")})
         return Snapshot(
-            inbound=queries.count_by_state(session=session, model=Inbound),
-            outbox=queries.count_by_state(session=session, model=Outbox),
+            inbound=inbox.count_by_state(session=session, model=Inbound),
+            outbox=inbox.count_by_state(session=session, model=Outbox),
             open_tickets=open_tickets,
             oldest_pending_out=pending[0] if pending else None,
             oldest_pending_error=pending[1] if pending else "",
-            mailboxes=tuple(boxes))
+            mailboxes=tuple(boxes),
+            dropped_today=outbox.dropped_since(session=session,
+                                               since=app.now() - dt.timedelta(days=1)))
 
 
 def cmd_status(args: argparse.Namespace, ctx: Context) -> int:

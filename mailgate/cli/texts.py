@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from mailgate import services
-from mailgate.changes import workflow_of
-from mailgate.checks import SAMPLE_VARS
 from mailgate.cli import Context
 from mailgate.cli.output import emit_json, listing, table
-from mailgate.cli.tickets import _number, load_ticket
-from mailgate.outgoing import Person
-from mailgate.services import ServiceError
-from mailgate.templating import TemplateProblem
-from store import queries
-from store.models import Agent, Contact, Project
+from mailgate.cli.tickets import _number
+from mailgate.handlers import ServiceError
+from mailgate.handlers.notify import preview_vars
+from mailgate.mail.templating import TemplateProblem
+from mailgate.mail.variables import SAMPLE_VARS
 
 
 def register(sub) -> None:
@@ -62,7 +58,7 @@ def cmd_preview(args: argparse.Namespace, ctx: Context) -> int:
         variables = SAMPLE_VARS
     else:
         with app.db.unit(write=False) as session:
-            variables = _ticket_vars(session, app, args.ticket)
+            variables = preview_vars(session, app, args.ticket, now=app.now())
     try:
         rendered = app.templates.render(args.name, variables)
     except TemplateProblem as exc:
@@ -72,34 +68,6 @@ def cmd_preview(args: argparse.Namespace, ctx: Context) -> int:
     else:
         print(f"Subject: {rendered.subject}\n\n{rendered.body}", end="")
     return 0
-
-
-def _ticket_vars(session, app, number: int) -> dict:
-    t = load_ticket(session, number)
-    project = session.get(Project, t.project_id)
-    requester = session.get(Contact, t.requester_id) if t.requester_id else None
-    agent = session.get(Agent, t.assignee_id) if t.assignee_id else None
-    if agent is None:
-        agents = queries.agents_of_project(session=session, project_id=project.id)
-        agent = agents[0] if agents else None
-    last = queries.last_message(session=session, ticket_id=t.id)
-    events = [e for e in queries.ticket_events(session=session, ticket_id=t.id)
-              if e.kind == "status"]
-    wf = workflow_of(app, project)
-    change = None
-    if events:
-        old, new = events[-1].old.split(" ")[0], events[-1].new.split(" ")[0]
-        change = {"old": old, "new": new, "old_label": wf.status_label(old),
-                  "new_label": wf.status_label(new), "actor": events[-1].actor}
-    customer = Person(requester.email, requester.name) if requester else None
-    return services.base_vars(
-        app, t, project, customer=customer,
-        agent=Person(agent.email, agent.name) if agent else None,
-        text=last.text if last else "", session=session,
-        reply_to=customer.email if customer else "", change=change,
-        transcript="> /status open\ndone: status is now Open\n",
-        reminder={"days": (app.now().date() - t.due_date).days if t.due_date else 0,
-                  "since": (t.due_date or t.updated_at.date()).isoformat()})
 
 
 def workflow_json(wf) -> dict:
@@ -152,7 +120,7 @@ def cmd_workflow_show(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_timers_run(args: argparse.Namespace, ctx: Context) -> int:
-    from mailgate.changes import run_reminders, run_timers
+    from mailgate.handlers.timers import run_reminders, run_timers
 
     app = ctx.app()
     now = app.now()

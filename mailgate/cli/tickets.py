@@ -6,8 +6,10 @@ import argparse
 
 from mailgate.cli import Context
 from mailgate.cli.output import emit_json, fields, table
-from mailgate.services import PRIORITY_LABELS, ServiceError
-from store import queries
+from mailgate.handlers.tickets import delete_ticket, load_ticket
+from routing.context import PRIORITY_NAMES
+from routing.disposition import Disposition
+from store import tickets
 from store.models import Agent, Contact, Project, Ticket
 
 
@@ -54,16 +56,25 @@ def attachment_json(a) -> dict:
             "sha256": a.sha256}
 
 
+def event_json(e, wf) -> dict:
+    """An event with its values; status values also with the workflow's labels."""
+    out = {"at": e.at, "actor": e.actor, "kind": e.kind, "old": e.old, "new": e.new,
+           "status": e.status, "detail": e.detail}
+    if e.kind == "status":
+        out.update(old_label=wf.status_label(e.old), new_label=wf.status_label(e.new))
+    return out
+
+
 def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
     app = ctx.app()
     with app.db.unit(write=False) as session:
-        rows = [ticket_json(session, t, slug) for t, slug in queries.list_tickets(
+        rows = [ticket_json(session, t, slug) for t, slug in tickets.list_tickets(
             session=session, project=args.project, status=args.status, search=args.search)]
     if args.json:
         emit_json(rows)
     else:
         for r in rows:
-            r["prio"] = PRIORITY_LABELS.get(r["priority"], r["priority"])
+            r["prio"] = PRIORITY_NAMES.get(r["priority"], r["priority"])
             r["num"] = f"#{r['number']}"
         table(rows, [("num", "TICKET", None), ("project", "PROJECT", None),
                      ("status", "STATUS", None), ("prio", "PRIO", None),
@@ -72,38 +83,32 @@ def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def load_ticket(session, number: int) -> Ticket:
-    t = queries.ticket(session=session, number=number)
-    if t is None or t.deleted_at is not None:
-        raise ServiceError(f"no ticket #{number}")
-    return t
-
-
 def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
     app = ctx.app()
     with app.db.unit(write=False) as session:
         t = load_ticket(session, args.number)
         data = ticket_json(session, t)
         data["participants"] = [{"email": c.email, "name": c.name, "role": role}
-                                for c, role in queries.ticket_contacts(session=session,
+                                for c, role in tickets.ticket_contacts(session=session,
                                                                        ticket_id=t.id)]
-        messages = queries.ticket_messages(session=session, ticket_id=t.id)
-        files = queries.attachments_of(session=session, message_ids=[m.id for m in messages])
+        messages = tickets.ticket_messages(session=session, ticket_id=t.id)
+        files = tickets.attachments_of(session=session, message_ids=[m.id for m in messages])
         data["messages"] = [{
             "direction": m.direction, "from": m.from_addr, "to": m.to_addrs,
             "subject": m.subject, "text": m.text, "created_at": m.created_at,
-            "rule": (m.decision or {}).get("rule", ""),
+            "rule": Disposition.from_json(m.decision).route.rule,
             "attachments": [attachment_json(a) for a in files[m.id]]} for m in messages]
-        data["events"] = [{"at": e.at, "actor": e.actor, "kind": e.kind, "old": e.old,
-                           "new": e.new, "status": e.status, "detail": e.detail}
-                          for e in queries.ticket_events(session=session, ticket_id=t.id)]
+        wf = app.workflows.get(session.get(Project, t.project_id).workflow) \
+            or app.workflows["support"]
+        data["events"] = [event_json(e, wf) for e in tickets.ticket_events(session=session,
+                                                                         ticket_id=t.id)]
     if args.json:
         emit_json(data)
         return 0
     fields([("ticket", f"#{data['number']}"), ("subject", data["subject"]),
             ("project", data["project"]),
             ("status", data["status"] + (f", {data['substatus']}" if data["substatus"] else "")),
-            ("priority", PRIORITY_LABELS.get(data["priority"], data["priority"])),
+            ("priority", PRIORITY_NAMES.get(data["priority"], data["priority"])),
             ("requester", data["requester"]), ("assignee", data["assignee"]),
             ("group", data["group"]), ("type", data["type"]), ("due", data["due"]),
             ("urgent", "yes" if data["urgent"] else "no"),
@@ -118,6 +123,9 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
         for a in m["attachments"]:
             print(f"   [attachment] {a['filename']} ({a['content_type']}, {a['size']} bytes)")
     print("\nlog:")
+    for e in data["events"]:
+        if e["kind"] == "status":
+            e["old"], e["new"] = e["old_label"], e["new_label"]
     table(data["events"], [("at", "WHEN", None), ("actor", "WHO", 30), ("kind", "WHAT", None),
                            ("old", "OLD", 20), ("new", "NEW", 20), ("status", "STATUS", 20),
                            ("detail", "DETAIL", 50)])
@@ -125,12 +133,8 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_delete(args: argparse.Namespace, ctx: Context) -> int:
-    from mailgate.services import record_event
-
     app = ctx.app()
     with app.db.unit() as session:
-        t = load_ticket(session, args.number)
-        t.deleted_at = app.now()
-        record_event(session, t, kind="deleted", actor="admin", now=app.now())
+        delete_ticket(session, number=args.number, actor="admin", now=app.now())
     print(f"ticket #{args.number} deleted")
     return 0

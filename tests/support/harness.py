@@ -25,7 +25,7 @@ from sqlmodel import select
 from mailgate.bootstrap import App, build_app
 from mailgate.cli import main as cli_main
 from mailgate.config import config_from_dict
-from mailgate.daemon import DaemonThread
+from mailgate.edges.serve import DaemonThread
 from store.models import Inbound, Outbox, Ticket
 from tests.support.relay import RelaySink
 

@@ -13,13 +13,12 @@ import multiprocessing as mp
 import queue
 import resource
 import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from mailgate.parsing import Limits, ParsedMail, ParseRejected, parse_mail
-
-
-class ParseCrashed(Exception):
-    """Parsing did not finish (timeout, worker died, unexpected error): may be retried."""
+from mailgate.mail.mimecheck import Limits, ParseCrashed, ParseRejected
+from mailgate.mail.parsing import ParsedMail, parse_mail
 
 
 class InlineParser:
@@ -36,8 +35,18 @@ class InlineParser:
         except Exception as exc:
             raise ParseCrashed(f"{type(exc).__name__}: {exc}") from exc
 
+    def parse_many(self, raws: Sequence[bytes]) -> list[ParsedMail | Exception]:
+        return [_outcome(self.parse, raw) for raw in raws]
+
     def close(self) -> None:
         pass
+
+
+def _outcome(parse, raw: bytes) -> ParsedMail | Exception:
+    try:
+        return parse(raw)
+    except (ParseRejected, ParseCrashed) as exc:
+        return exc
 
 
 def _worker_main(conn, limits: Limits, memory_mb: int) -> None:
@@ -77,11 +86,12 @@ class ParsePool:
         self.timeout = timeout
         self.memory_mb = memory_mb
         self._ctx = mp.get_context("forkserver")
-        self._ctx.set_forkserver_preload(["mailgate.parsing"])
+        self._ctx.set_forkserver_preload(["mailgate.mail.parsing"])
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._all: list[_Worker] = []
         self._lock = threading.Lock()
         self._closed = False
+        self._feeders = ThreadPoolExecutor(self.size, thread_name_prefix="mailgate-parse")
 
     def start(self) -> None:
         for _ in range(self.size):
@@ -132,8 +142,16 @@ class ParsePool:
             raise ParseRejected(value)
         raise ParseCrashed(value)
 
+    def parse_many(self, raws: Sequence[bytes]) -> list[ParsedMail | Exception]:
+        """Parse several mails at once, every worker busy; results in the given order
+        (a ParsedMail, or the ParseRejected / ParseCrashed for that mail)."""
+        if len(raws) <= 1:
+            return [_outcome(self.parse, raw) for raw in raws]
+        return list(self._feeders.map(lambda raw: _outcome(self.parse, raw), raws))
+
     def close(self) -> None:
         self._closed = True
+        self._feeders.shutdown(wait=True)
         with self._lock:
             workers = list(self._all)
         for worker in workers:

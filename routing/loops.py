@@ -1,9 +1,11 @@
-"""Is a mail automatic? Automatic mail is stored but never answered automatically.
+"""Loop protection in one place: our own mail coming back, too many hops, delivery
+reports, and automatic mail (which is stored but never answered automatically).
 
-RFC 3834 and common practice: `Auto-Submitted` other than `no`, `Precedence`
-bulk/junk/list, and mail from the null envelope sender are automatic; an
-`X-Auto-Response-Suppress` header on human mail only asks us not to answer.
-Pure: takes header pairs and the envelope, returns a value with the reasons.
+The same checks run for mail from SMTP, IMAP and the pipe. RFC 3834 and common
+practice: `Auto-Submitted` other than `no`, `Precedence` bulk/junk/list, and mail from
+the null envelope sender are automatic; an `X-Auto-Response-Suppress` header on human
+mail only asks us not to answer. Pure: takes header pairs, the envelope and what marks
+our own mail, returns values with the reasons.
 """
 
 from __future__ import annotations
@@ -12,12 +14,19 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+LOOP_HEADER = "X-Mailgate-Loop"
+_RECEIVED = re.compile(rb"(?im)^received:")
+
 
 @dataclass(frozen=True)
 class AutoClass:
     automatic: bool             # written by a machine: never answer it automatically
     suppress_reply: bool        # a human mail that asks for no automatic answer
     reasons: tuple[str, ...] = ()
+
+    @classmethod
+    def human(cls) -> AutoClass:
+        return cls(False, False)
 
     @property
     def no_auto_reply(self) -> bool:
@@ -101,3 +110,44 @@ def bounce_status(report: str, text: str) -> str:
         return m.group(1)
     m = re.search(r"(?<![\d.])([45])\.(\d{1,3})\.(\d{1,3})(?![\d.])", text)
     return ".".join(m.groups()) if m else ""
+
+
+# --- our own mail, hops, reports ----------------------------------------------------------
+
+
+def count_received(raw: bytes) -> int:
+    """How many Received headers the header section of `raw` carries (hops so far)."""
+    end = raw.find(b"\r\n\r\n")
+    lf = raw.find(b"\n\n")
+    if end < 0 or 0 <= lf < end:
+        end = lf
+    return len(_RECEIVED.findall(raw, 0, len(raw) if end < 0 else end))
+
+
+@dataclass(frozen=True)
+class OwnMarks:
+    """What identifies mail that mailgate itself wrote or reads as a channel."""
+
+    loop_marker: str
+    support_address: str
+    channels: frozenset[str] = frozenset()
+    max_hops: int = 100
+
+
+def own_mail(headers: Sequence[tuple[str, str]], *, message_id: str, sender: str | None,
+             received: int, marks: OwnMarks, sent_ids: frozenset[str]) -> str:
+    """Why this mail must not be processed as mail from a person ("" = it may): our loop
+    header, a Message-ID we sent, our own address, a channel we read, or a mail that has
+    travelled through too many hops (a loop somewhere else)."""
+    if any(k.lower() == LOOP_HEADER.lower() and v.strip() == marks.loop_marker
+           for k, v in headers):
+        return "our own mail came back (loop header)"
+    if message_id and message_id in sent_ids:
+        return f"our own mail came back (Message-ID {message_id})"
+    if sender and sender == marks.support_address:
+        return "mail from the support address itself"
+    if sender and sender in marks.channels:
+        return f"mail from {sender}, an address mailgate reads as a channel"
+    if received >= marks.max_hops:
+        return f"mail loop: {received} Received headers (limit {marks.max_hops})"
+    return ""

@@ -16,7 +16,7 @@ from typing import Any
 from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
-DEFAULT_DIR = Path(__file__).resolve().parent.parent / "templates"
+DEFAULT_DIR = Path(__file__).resolve().parents[2] / "templates"
 SUFFIX = ".txt.j2"
 
 

@@ -1,6 +1,9 @@
 """Deliver queued mail to the relay.
 
-A mail leaves the outbox only when the relay answers 2xx after the final dot. A 4xx,
+A queued mail is rendered and composed just before its first attempt (see
+`handlers.notify`) and the bytes are kept, so every retry sends the same bytes with the
+same Message-ID. A mail leaves the outbox only when the relay answers 2xx after the
+final dot. A 4xx,
 a refused connection or a connection lost mid-transaction leaves it pending with
 exponential backoff (the same bytes, so the same Message-ID, go again); a 5xx marks it
 failed with the relay's answer, and mail that could not be delivered for
@@ -16,14 +19,14 @@ import ssl
 from dataclasses import dataclass
 
 from sqlalchemy import update
-from sqlmodel import select
 
 from mailgate import faults
 from mailgate.bootstrap import App
 from mailgate.config import OutboundConfig, read_secret_file
-from store import queries
+from mailgate.handlers.notify import compose_queued
+from store import outbox
 from store.db import StoreUnavailable
-from store.models import Outbox
+from store.models import Outbox, OutboxState
 
 LEASE = dt.timedelta(minutes=5)
 
@@ -81,7 +84,7 @@ def classify_smtp_error(exc: BaseException) -> tuple[str, str]:
     code, text = None, str(exc)
     if isinstance(exc, smtplib.SMTPAuthenticationError | smtplib.SMTPNotSupportedError):
         # our credentials or the relay's setup, not this mail: keep it until fixed
-        return "pending", f"relay login failed ({exc}); check [outbound] username and " \
+        return OutboxState.PENDING, f"relay login failed ({exc}); check [outbound] username and " \
                           "password"[:500]
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         code, msg = next(iter(exc.recipients.values()))
@@ -92,10 +95,10 @@ def classify_smtp_error(exc: BaseException) -> tuple[str, str]:
             else str(exc.smtp_error)
     if code is not None:
         detail = f"{code} {text}".strip()[:500]
-        return ("failed" if 500 <= code < 600 else "pending"), detail
+        return (OutboxState.FAILED if 500 <= code < 600 else OutboxState.PENDING), detail
     if isinstance(exc, smtplib.SMTPServerDisconnected | OSError | socket.timeout):
-        return "pending", f"{type(exc).__name__}: {exc}"[:500]
-    return "pending", f"{type(exc).__name__}: {exc}"[:500]
+        return OutboxState.PENDING, f"{type(exc).__name__}: {exc}"[:500]
+    return OutboxState.PENDING, f"{type(exc).__name__}: {exc}"[:500]
 
 
 class OutboxSender:
@@ -110,8 +113,8 @@ class OutboxSender:
 
     def claim(self) -> list[int]:
         with self.app.db.unit() as session:
-            return queries.claim_outbox(session=session, now=self.app.now(), lease=LEASE,
-                                        limit=self.cfg.batch_size)
+            return outbox.claim_outbox(session=session, now=self.app.now(), lease=LEASE,
+                                       limit=self.cfg.batch_size)
 
     def run_due(self) -> list[Delivery]:
         """Send everything due now over one connection; returns what happened to each."""
@@ -127,7 +130,7 @@ class OutboxSender:
             for i, outbox_id in enumerate(ids):
                 result = self._deliver(relay, outbox_id)
                 results.append(result)
-                if result.state == "pending" and result.detail.startswith("connect:"):
+                if result.state == OutboxState.PENDING and result.detail.startswith("connect:"):
                     # The relay is unreachable: put the rest back without an attempt.
                     self._release(ids[i + 1:])
                     break
@@ -136,10 +139,19 @@ class OutboxSender:
         return results
 
     def _deliver(self, relay: Relay, outbox_id: int) -> Delivery:
+        composed = None
         with self.app.db.unit(write=False) as session:
             row = session.get(Outbox, outbox_id)
             mail_from, rcpt, raw, attempts = row.mail_from, row.rcpt, row.raw, row.attempts
             created = row.created_at
+            if not raw:
+                try:
+                    composed = compose_queued(session, self.app, row)
+                except Exception as exc:   # a template that cannot render: the admin's to fix
+                    self.app.log.exception("mail not composed", outbox=outbox_id)
+                    return self._record(outbox_id, attempts, created, OutboxState.FAILED,
+                                        f"cannot compose: {type(exc).__name__}: {exc}")
+                raw = composed.raw
         try:
             if relay.conn is None:
                 try:
@@ -147,37 +159,39 @@ class OutboxSender:
                 except (OSError, smtplib.SMTPException) as exc:
                     state, detail = classify_smtp_error(exc)
                     return self._record(outbox_id, attempts, created, state,
-                                        f"connect: {detail}")
+                                        f"connect: {detail}", composed)
             faults.hit("outbox.before_send")
             relay.send(mail_from, rcpt, raw)
             faults.hit("outbox.after_send")
         except (smtplib.SMTPException, OSError) as exc:
             relay.close()
             state, detail = classify_smtp_error(exc)
-            return self._record(outbox_id, attempts, created, state, detail)
-        return self._record(outbox_id, attempts, created, "sent", "")
+            return self._record(outbox_id, attempts, created, state, detail, composed)
+        return self._record(outbox_id, attempts, created, OutboxState.SENT, "", composed)
 
     def _record(self, outbox_id: int, attempts: int, created: dt.datetime, state: str,
-                detail: str) -> Delivery:
+                detail: str, composed=None) -> Delivery:
         now = self.app.now()
         attempts += 1
         values: dict = {"attempts": attempts, "lease_until": None}
+        if composed is not None:
+            values.update(raw=composed.raw, subject=composed.subject[:2000])
         if detail:
             values["last_error"] = detail
-        if state == "sent":
-            values.update(state="sent", sent_at=now)
-        elif state == "failed":
-            values.update(state="failed")
+        if state == OutboxState.SENT:
+            values.update(state=OutboxState.SENT, sent_at=now)
+        elif state == OutboxState.FAILED:
+            values.update(state=OutboxState.FAILED)
         elif now - created > dt.timedelta(hours=self.cfg.give_up_after_hours):
-            state = "failed"
-            values.update(state="failed", last_error=f"gave up after {attempts} attempts; "
-                                                     f"last error: {detail}")
+            state = OutboxState.FAILED
+            values.update(state=OutboxState.FAILED,
+                          last_error=f"gave up after {attempts} attempts; last error: {detail}")
         else:
-            values.update(state="pending", next_attempt_at=now + self.backoff(attempts))
+            values.update(state=OutboxState.PENDING, next_attempt_at=now + self.backoff(attempts))
         with self.app.db.unit() as session:
             session.execute(update(Outbox).where(Outbox.id == outbox_id).values(**values))
         log = self.app.log.bind(outbox=outbox_id)
-        if state == "sent":
+        if state == OutboxState.SENT:
             log.info("mail sent", attempts=attempts)
         else:
             log.warning("mail not sent", state=state, error=detail, attempts=attempts)
@@ -188,22 +202,13 @@ class OutboxSender:
             return
         with self.app.db.unit() as session:
             session.execute(update(Outbox).where(Outbox.id.in_(ids))
-                            .values(state="pending", lease_until=None))
+                            .values(state=OutboxState.PENDING, lease_until=None))
 
-    def next_due(self) -> dt.datetime | None:
-        with self.app.db.unit(write=False) as session:
-            return queries.next_outbox_due(session=session)
-
-    def retry(self, ids: list[int] | None = None, *, failed_only: bool = True) -> int:
-        """Make failed (or all listed) mails due now; returns how many."""
+    def compact(self) -> int:
+        """Forget the bytes of mail sent more than `keep_sent_days` ago (the rows stay)."""
+        before = self.app.now() - dt.timedelta(days=self.cfg.keep_sent_days)
         with self.app.db.unit() as session:
-            q = select(Outbox).where(Outbox.state.in_(["failed", "pending"]))
-            if ids:
-                q = q.where(Outbox.id.in_(ids))
-            elif failed_only:
-                q = q.where(Outbox.state == "failed")
-            rows = list(session.exec(q))
-            for row in rows:
-                row.state = "pending"
-                row.next_attempt_at = self.app.now()
-            return len(rows)
+            n = outbox.compact_sent(session=session, before=before)
+        if n:
+            self.app.log.info("outbox compacted", mails=n)
+        return n

@@ -32,9 +32,9 @@ from imap_tools.errors import MailboxLoginError
 from mailgate import faults
 from mailgate.bootstrap import App
 from mailgate.config import ImapConfig
-from mailgate.spool import Arrival, store_arrivals
+from mailgate.edges.spool import Arrival, store_arrivals
 from routing.addresses import RecipientKind, classify_recipient, parse_address_list
-from store import queries
+from store import settings
 from store.db import StoreUnavailable
 
 _FETCH_UID = re.compile(rb"UID (\d+)")
@@ -274,7 +274,7 @@ class MailboxFetcher:
                 self.status.error = ""
         try:
             with self.app.db.unit() as session:
-                queries.set_setting(session=session, key=f"imap.status.{self.name}",
+                settings.set_setting(session=session, key=f"imap.status.{self.name}",
                                     value=self.status.as_json())
         except Exception as exc:  # status is best effort; fetching goes on
             self.log.warning("imap status not saved", error=str(exc))

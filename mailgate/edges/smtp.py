@@ -11,19 +11,18 @@ The conversation never waits for parsing: that happens after the commit.
 from __future__ import annotations
 
 import asyncio
-import re
 import socket
 import ssl
 
 import structlog
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from mailgate.spool import Arrival, Spool
+from mailgate.edges.spool import Arrival, Spool
 from routing.addresses import Recipient, RecipientRules, classify_recipient
+from routing.loops import count_received
 from store.db import StoreFull, StoreUnavailable, classify_error
 
 log = structlog.get_logger("mailgate.smtp")
-_RECEIVED = re.compile(rb"(?im)^received:")
 TEMPFAIL = "451 4.3.0 Temporary local problem, please try again later"
 DISKFULL = "452 4.3.1 Insufficient system storage, please try again later"
 
@@ -51,7 +50,7 @@ class IngestHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw: bytes = envelope.original_content or b""
-        hops = _count_received(raw)
+        hops = count_received(raw)
         if hops >= self.max_received:
             log.warning("mail loop refused", received_headers=hops, peer=_peer(session))
             return "554 5.4.6 Too many hops (mail loop detected)"
@@ -70,11 +69,6 @@ class IngestHandler:
     async def handle_exception(self, error: Exception) -> str:
         log.error("smtp session error", error=f"{type(error).__name__}: {error}"[:300])
         return TEMPFAIL
-
-
-def _count_received(raw: bytes) -> int:
-    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
-    return len(_RECEIVED.findall(head))
 
 
 def _peer(session: Session) -> str:

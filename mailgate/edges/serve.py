@@ -15,13 +15,14 @@ import signal
 import threading
 
 from mailgate.bootstrap import App
-from mailgate.imap_ingest import MailboxFetcher
-from mailgate.outbox_sender import OutboxSender
-from mailgate.parse_pool import InlineParser, ParsePool
-from mailgate.pipeline import Pipeline
-from mailgate.smtp_server import IngestHandler, SmtpListener, tls_context
-from mailgate.spool import Spool
-from scheduler.jobs import build_scheduler
+from mailgate.edges.imap import MailboxFetcher
+from mailgate.edges.parse_pool import InlineParser, ParsePool
+from mailgate.edges.relay import OutboxSender
+from mailgate.edges.smtp import IngestHandler, SmtpListener, tls_context
+from mailgate.edges.spool import Spool
+from mailgate.handlers.ingest import Ingest
+from mailgate.handlers.timers import run_reminders, run_timers
+from scheduler.jobs import Job, build_scheduler
 
 
 class Daemon:
@@ -37,7 +38,7 @@ class Daemon:
                 memory_mb=cfg.processing.parse_memory_mb)
         else:
             self.parser = InlineParser(app.limits)
-        self.pipeline = Pipeline(app, self.parser)
+        self.ingest = Ingest(app, self.parser)
         self.sender = OutboxSender(app)
         handler = IngestHandler(app.recipient_rules, self.spool,
                                 max_recipients=cfg.smtp.max_recipients,
@@ -90,7 +91,7 @@ class Daemon:
             raise
         self._tasks = [asyncio.create_task(self._process_loop(), name="process"),
                        asyncio.create_task(self._send_loop(), name="send")]
-        self.scheduler = build_scheduler(self)
+        self.scheduler = build_scheduler(self.loop, self.jobs(), on_error=self._job_failed)
         self.scheduler.start()
         for fetcher in self.fetchers:
             fetcher.start()
@@ -120,6 +121,29 @@ class Daemon:
         await asyncio.to_thread(self.parser.close)
         self.app.log.info("mailgate stopped", sessions_cut=cut)
 
+    # --- timed jobs ---------------------------------------------------------------------
+
+    def jobs(self) -> list[Job]:
+        app = self.app
+
+        def timers() -> None:
+            now = app.now()
+            run_timers(app, now=now)
+            run_reminders(app, now=now)
+
+        return [
+            # Mail stored by other processes (`mailgate ingest`, another instance) and
+            # retries whose backoff has passed are picked up by these wake-ups.
+            Job("process-poll", app.config.processing.poll_seconds, self.wake_processor),
+            Job("outbox-retry", 10, self.wake_sender),
+            Job("workflow-timers", 900, timers, blocking=True, after=self.wake_sender),
+            Job("outbox-compact", 3600, self.sender.compact, blocking=True),
+        ]
+
+    def _job_failed(self, name: str, exc: BaseException) -> None:
+        self.app.log.error("timed job failed", job=name, error=f"{type(exc).__name__}: {exc}"
+                           [:300])
+
     # --- loops --------------------------------------------------------------------------
 
     async def _wait(self, event: asyncio.Event, timeout: float) -> None:
@@ -131,15 +155,15 @@ class Daemon:
         poll = self.app.config.processing.poll_seconds
         while not self._stopping.is_set():
             try:
-                ids = await asyncio.to_thread(self.pipeline.claim)
+                ids = await asyncio.to_thread(self.ingest.claim)
             except Exception as exc:
                 self.app.log.error("cannot claim inbound mail", error=str(exc)[:300])
                 ids = []
-            for inbound_id in ids:
-                outcome = await asyncio.to_thread(self.pipeline.process, inbound_id)
-                if outcome.queued:
+            if ids:
+                results = await asyncio.to_thread(self.ingest.run, ids)
+                if any(r.queued for r in results):
                     self.wake_sender()
-            if not ids:
+            else:
                 await self._wait(self._process_wake, poll)
 
     async def _send_loop(self) -> None:

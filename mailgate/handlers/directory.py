@@ -10,9 +10,10 @@ import re
 
 from sqlmodel import Session
 
-from mailgate.services import ServiceError
+from mailgate.handlers import ServiceError
+from routing.actors import NOTIFY_EVENTS
 from routing.addresses import PROJECT_KEY_RE, is_valid_address, normalize_address
-from store import queries
+from store import people
 from store.models import Agent, AgentProject, Contact, Project
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
@@ -37,22 +38,22 @@ def add_project(session: Session, *, slug: str, name: str, key: str | None = Non
                            "'-' or '_' (no dots: dotted plus-addresses are reply tokens)")
     if not name.strip() or "\n" in name:
         raise ServiceError("project name must be one non-empty line")
-    if queries.project_by_slug(session=session, slug=slug):
+    if people.project_by_slug(session=session, slug=slug):
         raise ServiceError(f"project {slug!r} exists already")
-    if queries.projects_by_key(session=session, keys=[key]):
+    if people.projects_by_key(session=session, keys=[key]):
         raise ServiceError(f"project key {key!r} is used by another project")
     addresses = [valid_email(c) for c in customers]
     project = Project(slug=slug, name=name.strip(), key=key, workflow=workflow)
     session.add(project)
     session.flush()
     for address in addresses:
-        contact = queries.ensure_contact(session=session, email=address)
-        queries.link_contact_project(session=session, contact=contact, project=project)
+        contact = people.ensure_contact(session=session, email=address)
+        people.link_contact_project(session=session, contact=contact, project=project)
     return project
 
 
 def require_project(session: Session, slug: str) -> Project:
-    project = queries.project_by_slug(session=session, slug=slug)
+    project = people.project_by_slug(session=session, slug=slug)
     if project is None:
         raise ServiceError(f"no project {slug!r} (see: mailgate project list)")
     return project
@@ -65,11 +66,11 @@ def add_contact(session: Session, *, email: str, project_slugs: list[str],
     if "\n" in name or "\r" in name:
         raise ServiceError("contact name must be one line")
     projects = [require_project(session, slug) for slug in project_slugs]
-    contact = queries.ensure_contact(session=session, email=address, name=name.strip())
+    contact = people.ensure_contact(session=session, email=address, name=name.strip())
     if name.strip():
         contact.name = name.strip()
     linked = [p.slug for p in projects
-              if queries.link_contact_project(session=session, contact=contact, project=p)]
+              if people.link_contact_project(session=session, contact=contact, project=p)]
     return contact, linked
 
 
@@ -78,7 +79,7 @@ def add_agent(session: Session, *, email: str, name: str, admin: bool = False,
     address = valid_email(email)
     if not name.strip() or "\n" in name or "\r" in name:
         raise ServiceError("agent name must be one non-empty line")
-    if queries.agent_by_email(session=session, email=address):
+    if people.agent_by_email(session=session, email=address):
         raise ServiceError(f"agent {address} exists already")
     projects = [require_project(session, slug) for slug in project_slugs]
     agent = Agent(email=address, name=name.strip(), role="admin" if admin else "agent",
@@ -87,4 +88,26 @@ def add_agent(session: Session, *, email: str, name: str, admin: bool = False,
     session.flush()
     for p in projects:
         session.add(AgentProject(agent_id=agent.id, project_id=p.id))
+    return agent
+
+
+def set_workflow(session: Session, *, slug: str, workflow: str) -> str:
+    """Put a project on another workflow; returns the old one."""
+    project = require_project(session, slug)
+    old, project.workflow = project.workflow, workflow
+    return old
+
+
+def notified_about(agent: Agent) -> list[str]:
+    chosen = {e.strip() for e in (agent.notify or "").split(",")}
+    return [e for e in NOTIFY_EVENTS if e in chosen]
+
+
+def choose_notifications(session: Session, *, email: str, on: list[str],
+                         off: list[str]) -> Agent:
+    agent = people.agent_by_email(session=session, email=email.strip().lower())
+    if agent is None:
+        raise ServiceError(f"no agent {email}")
+    chosen = (set(notified_about(agent)) | set(on)) - set(off)
+    agent.notify = ",".join(e for e in NOTIFY_EVENTS if e in chosen)
     return agent

@@ -1,0 +1,235 @@
+"""Apply: write one `Effects` value inside the caller's unit of work.
+
+The mail pipeline, the timers and the triage verbs all end here, so a ticket opened,
+a status changed or a mail queued looks the same whoever caused it. Nothing is rendered
+or composed: each mail to send becomes an outbox row holding its template and a
+snapshot of the ticket as it is now (see `mail.variables`); the sender renders it. Mails
+a guard stopped become outbox rows marked dropped, with the reason, and an event on the
+ticket. Plain inserts and updates, a few per mail; never a commit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlmodel import Session
+
+from mailgate.bootstrap import App
+from mailgate.handlers.gather import Batch
+from mailgate.mail.parsing import ParsedMail
+from mailgate.mail.variables import project_vars, ticket_vars
+from routing.actors import Person
+from routing.addresses import plus_address
+from routing.context import ProjectInfo, Site, TicketContext
+from routing.effects import Audience, Direction, Effects, MailIntent
+from store import outbox, people, tickets
+from store.models import Attachment, Event, OutboxState, ThreadRef
+
+
+@dataclass(frozen=True)
+class Source:
+    """The incoming mail an `Effects` came from (none for timers and the CLI)."""
+
+    inbound_id: int | None
+    mail: ParsedMail
+
+
+@dataclass(frozen=True)
+class Applied:
+    ticket: int | None
+    queued: int
+    dropped: int
+    message: int | None = None
+
+
+def apply_effects(session: Session, app: App, effects: Effects, *, site: Site,
+                  ctx: TicketContext | None, now: dt.datetime, source: Source | None = None,
+                  batch: Batch | None = None, existing_message: int | None = None) -> Applied:
+    ticket_id = effects.ticket
+    if effects.open is not None:
+        ctx = _open(session, app, effects, site, now, source, batch)
+        ticket_id = ctx.number
+    message_row = None
+    if effects.message is not None:
+        message_row = _store_message(session, effects, ticket_id, source, now,
+                                     existing_message)
+    if ctx is not None and effects.after is not None and effects.open is None:
+        ctx = _update_ticket(session, ctx, effects, site, now)
+    if ctx is not None and source is not None and source.mail.message_id:
+        ctx = ctx.evolve(thread=(*ctx.thread, source.mail.message_id)[-11:])
+        if effects.message is not None and effects.message.direction is Direction.IN:
+            ctx = ctx.evolve(last_inbound=source.mail.message_id)
+    status = ctx.state.status if ctx is not None else ""
+    if ticket_id is not None:
+        tickets.insert_rows(session=session, model=Event, rows=[
+            {"ticket_id": ticket_id, "at": now, "actor": e.actor[:254], "kind": e.kind[:40],
+             "old": e.old, "new": e.new, "status": status, "detail": e.detail[:2000]}
+            for e in effects.events])
+    queued = _queue(session, app, effects, ctx, site, now, message_row, batch)
+    if effects.bounce is not None:
+        _bounced(session, effects, now)
+    if batch is not None and ctx is not None:
+        batch.contexts[ctx.number] = ctx
+    return Applied(ticket_id, queued, len(effects.dropped), message_row)
+
+
+def _bounced(session: Session, effects: Effects, now: dt.datetime) -> None:
+    b = effects.bounce
+    row = outbox.mark_bounced(session=session, outbox_id=b.outbox_id,
+                              error=f"bounced: {b.status or 'no status'}")
+    if b.hard and b.suppress_days > 0 and row is not None:
+        outbox.suppress(session=session, address=row, until=now + dt.timedelta(
+            days=b.suppress_days), reason=f"hard bounce {b.status} of outbox {b.outbox_id}")
+
+
+# --- tickets and messages -------------------------------------------------------------------
+
+
+def _open(session: Session, app: App, effects: Effects, site: Site, now: dt.datetime,
+          source: Source | None, batch: Batch | None) -> TicketContext:
+    o = effects.open
+    project = people.project_by_slug(session=session, slug=o.project)
+    contact = people.ensure_contact(session=session, email=o.requester.email,
+                                    name=o.requester.name)
+    if o.link_contact and people.link_contact_project(session=session, contact=contact,
+                                                      project=project) and batch is not None:
+        batch.sender_projects[contact.email] = tuple(sorted(
+            {*batch.sender_projects.get(contact.email, ()), project.slug}))
+    number = tickets.insert_ticket(session=session, values={
+        "project_id": project.id, "subject": o.subject, "status": o.status, "priority": 2,
+        "requester_id": contact.id, "created_at": now, "updated_at": now,
+        "status_changed_at": now})
+    tickets.add_ticket_contacts(session=session, ticket_id=number,
+                                contacts=[(contact.id, "requester")])
+    state = dataclasses.replace(effects.after, number=number)
+    info = ProjectInfo(project.slug, project.name, project.key, project.workflow)
+    return TicketContext(state, o.subject, info, site.workflow_of(project.slug),
+                         (Person(contact.email, contact.name or o.requester.name),),
+                         updated=now)
+
+
+def _store_message(session: Session, effects: Effects, ticket_id: int | None,
+                   source: Source | None, now: dt.datetime,
+                   existing: int | None) -> int | None:
+    m = effects.message
+    if existing is not None:
+        tickets.update_message(session=session, message_id=existing, values={
+            "ticket_id": ticket_id, "direction": m.direction, "author": m.author})
+        msgid = tickets.message_msgid(session=session, message_id=existing)
+        if ticket_id is not None and msgid:
+            tickets.add_thread_ref(session=session, msgid=msgid, ticket_id=ticket_id)
+        return existing
+    if source is None:
+        return None
+    mail = source.mail
+    row_id = tickets.insert_message(session=session, values={
+        "ticket_id": ticket_id, "inbound_id": source.inbound_id, "direction": m.direction,
+        "author": m.author, "message_id": mail.message_id,
+        "in_reply_to": " ".join(mail.in_reply_to), "references": " ".join(mail.references),
+        "from_addr": mail.sender.address or "", "from_name": mail.sender.name,
+        "to_addrs": list(mail.to), "cc_addrs": list(mail.cc), "subject": mail.subject,
+        "text": m.text, "full_text": mail.text, "html": mail.html,
+        "decision": effects.disposition, "defects": list(mail.defects),
+        "dedup_key": mail.dedup_key, "created_at": now})
+    tickets.insert_rows(session=session, model=Attachment, rows=[
+        {"message_row_id": row_id, "filename": a.filename, "content_type": a.content_type,
+         "size": a.size, "sha256": a.sha256, "content_id": a.content_id, "data": a.data}
+        for a in mail.attachments])
+    if ticket_id is not None and mail.message_id:
+        tickets.add_thread_ref(session=session, msgid=mail.message_id, ticket_id=ticket_id)
+    return row_id
+
+
+def _update_ticket(session: Session, ctx: TicketContext, effects: Effects, site: Site,
+                   now: dt.datetime) -> TicketContext:
+    before, after = ctx.state, effects.after
+    values: dict = {"updated_at": now}
+    if after != before:
+        values.update(substatus=after.substatus, priority=after.priority, group_name=after.group,
+                      ticket_type=after.type, due_date=after.due, urgent=after.urgent)
+        if after.status != before.status:
+            closed = site.workflow_of(after.project).category(after.status) == "closed"
+            values.update(status=after.status, status_changed_at=now,
+                          closed_at=now if closed else None)
+        if after.assignee != before.assignee:
+            ids = people.agent_ids(session=session, emails=[after.assignee])
+            values["assignee_id"] = ids.get(after.assignee)
+        if after.project != before.project:
+            moved = people.project_by_slug(session=session, slug=after.project)
+            values["project_id"] = moved.id
+            ctx = ctx.evolve(project=ProjectInfo(moved.slug, moved.name, moved.key,
+                                                 moved.workflow),
+                             workflow=site.workflow_of(moved.slug))
+    tickets.update_ticket(session=session, number=ctx.number, values=values)
+    customers = ctx.customers
+    added, removed = sorted(after.cc - before.cc), sorted(before.cc - after.cc)
+    if added:
+        contacts = [people.ensure_contact(session=session, email=a) for a in added]
+        tickets.add_ticket_contacts(session=session, ticket_id=ctx.number,
+                                    contacts=[(c.id, "cc") for c in contacts])
+        customers += tuple(Person(c.email, c.name) for c in contacts)
+    if removed:
+        tickets.remove_ticket_contacts(session=session, ticket_id=ctx.number, emails=removed)
+        customers = tuple(c for c in customers if c.email not in removed)
+    return ctx.evolve(state=after, customers=customers, updated=now)
+
+
+# --- mail to send -----------------------------------------------------------------------------
+
+
+def _queue(session: Session, app: App, effects: Effects, ctx: TicketContext | None, site: Site,
+           now: dt.datetime, message_row: int | None, batch: Batch | None) -> int:
+    if not effects.mails and not effects.dropped:
+        return 0
+    number = ctx.number if ctx is not None else None
+    shot = snapshot(app, ctx, site) if ctx is not None else {}
+    rows, refs = [], []
+    for mail, state, reason in ([(m, OutboxState.PENDING, m.reason) for m in effects.mails]
+                                + [(d.mail, OutboxState.DROPPED, f"{d.guard}: {d.reason}")
+                                   for d in effects.dropped]):
+        msgid = app.composer.message_id(number)
+        rows.append({
+            "kind": mail.kind, "ticket_id": number, "mail_from": app.composer.verp_address(),
+            "rcpt": mail.to.email[:254], "message_id": msgid, "subject": "", "raw": b"",
+            "automatic": mail.automatic, "state": state, "created_at": now,
+            "next_attempt_at": now, "template": mail.template,
+            "payload": _payload(mail, shot, ctx, message_row), "reason": reason[:2000],
+            "audience": mail.audience,
+            "last_error": reason[:2000] if state == OutboxState.DROPPED else ""})
+        if number is not None and state == OutboxState.PENDING:
+            refs.append({"msgid": msgid, "ticket_id": number, "created_at": now})
+    outbox.insert_mails(session=session, rows=rows)
+    tickets.insert_rows(session=session, model=ThreadRef, rows=refs)
+    if batch is not None:
+        for mail in effects.mails:
+            if mail.automatic:
+                batch.counts = batch.counts.bump(mail.to.email, number, mail.audience)
+    return len(effects.mails)
+
+
+def snapshot(app: App, ctx: TicketContext, site: Site) -> dict:
+    """The ticket and project as plain data, as a queued mail keeps them."""
+    address = plus_address(app.config.mail.support_address, ctx.project.key)
+    return {"ticket": ticket_vars(ctx.state, ctx.subject, ctx.workflow,
+                                  site.staff.name_of(ctx.state.assignee)),
+            "project": project_vars(ctx.project, address), "thread": list(ctx.thread)}
+
+
+def _payload(mail: MailIntent, snapshot: dict, ctx: TicketContext | None,
+             message_row: int | None) -> dict:
+    customer = mail.customer or (mail.to if mail.audience is not Audience.AGENT else None)
+    agent = mail.agent or (mail.to if mail.audience is Audience.AGENT else None)
+    thread = snapshot.get("thread", [])
+    return {"ticket": snapshot.get("ticket"), "project": snapshot.get("project"),
+            "to_name": mail.to.name, "customer": _person(customer), "agent": _person(agent),
+            "text": mail.text, "change": mail.change, "transcript": mail.transcript,
+            "reminder": mail.reminder, "from_name": mail.from_name, "auto": mail.auto,
+            "in_reply_to": mail.in_reply_to or (thread[-1] if thread else ""),
+            "references": thread, "note_address": mail.note_address,
+            "files_of": message_row if mail.forward_files else None}
+
+
+def _person(p: Person | None) -> dict | None:
+    return {"name": p.name, "email": p.email} if p is not None else None

@@ -1,0 +1,178 @@
+"""Gather: the facts a batch of mail is decided on, with a fixed, small set of queries.
+
+`gather(session, app, mails)` asks once per kind for the whole batch (threads, tickets,
+their people and references, projects, senders, duplicates, our own Message-IDs, loop
+counts) and returns a `Batch`. While the batch is applied mail by mail, `Batch` is kept
+current (a ticket opened by the first mail is known to the second), so a reply that
+arrives in the same batch as its ticket's first mail still threads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlmodel import Session
+
+from mailgate.bootstrap import App
+from mailgate.mail.parsing import ParsedMail
+from routing.actors import AgentInfo, Person, Staff
+from routing.addresses import Recipient, classify_recipient
+from routing.context import Policy, ProjectInfo, Site, TicketContext, TicketState
+from routing.guards import Counts, GuardFacts
+from routing.rules import Directory, MailFacts, TicketView, lookups_for
+from store import inbox, outbox, people, tickets
+from store.models import Project, Ticket
+
+
+def load_site(session: Session, app: App) -> Site:
+    """Staff, projects and workflows: three queries."""
+    staff = Staff({a.email: AgentInfo(a.email, a.name, a.role == "admin",
+                                      None if (a.all_projects or a.role == "admin") else slugs,
+                                      frozenset(e.strip() for e in (a.notify or "").split(",")
+                                                if e.strip()))
+                   for a, slugs in people.active_agents_with_projects(session=session)})
+    projects = {p.slug: ProjectInfo(p.slug, p.name, p.key, p.workflow)
+                for p in people.projects(session=session)}
+    return Site(staff, projects, app.workflows, policy_of(app))
+
+
+def policy_of(app: App) -> Policy:
+    mail = app.config.mail
+    return Policy(support_address=mail.support_address, support_name=mail.support_name,
+                  signature=mail.signature, auto_reply_limit=mail.auto_reply_limit,
+                  auto_reply_window_minutes=mail.auto_reply_window_minutes,
+                  agent_ticket_limit=mail.agent_ticket_limit,
+                  agent_ticket_window_minutes=mail.agent_ticket_window_minutes,
+                  max_forward_bytes=app.config.smtp.max_message_bytes,
+                  groups=dict(app.config.groups))
+
+
+def mail_facts(mail: ParsedMail, rcpt_tos: Sequence[str], app: App) -> MailFacts:
+    recipients = tuple(r for r in (classify_recipient(a, app.recipient_rules) for a in rcpt_tos)
+                       if isinstance(r, Recipient))
+    return MailFacts(sender=mail.sender.address, sender_problem=mail.sender.problem,
+                     recipients=recipients, subject=mail.subject, thread_ids=mail.thread_ids)
+
+
+@dataclass
+class Batch:
+    """What is known while a batch is decided; updated as each mail is applied."""
+
+    site: Site
+    own_addresses: frozenset[str]
+    thread_index: dict[str, int] = field(default_factory=dict)
+    projects_by_key: dict[str, str] = field(default_factory=dict)
+    sender_projects: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    contexts: dict[int, TicketContext] = field(default_factory=dict)
+    dedup: dict[str, tuple] = field(default_factory=dict)
+    sent_ids: frozenset[str] = frozenset()
+    suppressed: dict[str, dt.datetime] = field(default_factory=dict)
+    counts: Counts = field(default_factory=Counts)
+
+    def directory(self, app: App, facts: MailFacts, sender_tickets: tuple[int, ...] = ()
+                  ) -> Directory:
+        need = lookups_for(facts)
+        numbers = set(need.ticket_numbers) | {self.thread_index[m] for m in need.thread_ids
+                                              if m in self.thread_index}
+        return Directory(
+            tickets={n: self.view(n) for n in numbers if n in self.contexts},
+            thread_index={m: self.thread_index[m] for m in need.thread_ids
+                          if m in self.thread_index},
+            projects_by_key={k: self.projects_by_key[k] for k in need.project_keys
+                             if k in self.projects_by_key},
+            sender_projects=self.sender_projects.get(facts.sender or "", ()),
+            sender_tickets=sender_tickets, token_keys=app.token_keys,
+            token_max_age_days=app.config.mail.token_max_age_days)
+
+    def view(self, number: int) -> TicketView:
+        ctx = self.contexts[number]
+        people_on = {c.email for c in ctx.customers}
+        people_on.update(a.email for a in self.site.staff.of_project(ctx.state.project))
+        if ctx.state.assignee:
+            people_on.add(ctx.state.assignee)
+        return TicketView(number, ctx.state.project, ctx.deleted, frozenset(people_on))
+
+    def guard_facts(self) -> GuardFacts:
+        return GuardFacts(self.site.policy, self.own_addresses, self.suppressed, self.counts)
+
+
+def gather(session: Session, app: App, mails: Sequence[tuple[ParsedMail, MailFacts]],
+           now: dt.datetime) -> Batch:
+    site = load_site(session, app)
+    batch = Batch(site, own_addresses(app))
+    thread_ids, numbers, keys, senders = set(), set(), set(), set()
+    for _mail, facts in mails:
+        need = lookups_for(facts)
+        thread_ids.update(need.thread_ids)
+        numbers.update(need.ticket_numbers)
+        keys.update(need.project_keys)
+        if facts.sender:
+            senders.add(facts.sender)
+    batch.thread_index = tickets.thread_index(session=session, msgids=thread_ids)
+    numbers.update(batch.thread_index.values())
+    batch.contexts = ticket_contexts(session, site, numbers)
+    batch.projects_by_key = people.projects_by_key(session=session, keys=keys)
+    batch.sender_projects = people.senders_projects(session=session, emails=senders)
+    batch.dedup = inbox.existing_dedup(session=session, keys=[m.dedup_key for m, _ in mails])
+    batch.sent_ids = outbox.sent_message_ids(session=session,
+                                             msgids=[m.message_id for m, _ in mails])
+    load_guards(session, batch, senders, now)
+    return batch
+
+
+def for_tickets(session: Session, app: App, numbers, now: dt.datetime) -> Batch:
+    """A batch for work on known tickets (timers, the command line)."""
+    site = load_site(session, app)
+    batch = Batch(site, own_addresses(app))
+    batch.contexts = ticket_contexts(session, site, numbers)
+    load_guards(session, batch, set(), now)
+    return batch
+
+
+def load_guards(session: Session, batch: Batch, senders: set[str], now: dt.datetime) -> None:
+    """Suppressions and loop counts for everyone the batch may write to."""
+    site, policy = batch.site, batch.site.policy
+    external = senders | {c.email for ctx in batch.contexts.values() for c in ctx.customers}
+    batch.suppressed = outbox.suppressed(session=session, addresses=external, now=now)
+    outbox.lock_recipients(session=session, addresses=external)
+    recent, day = outbox.automatic_counts(
+        session=session, addresses=external,
+        recent_since=now - dt.timedelta(minutes=policy.auto_reply_window_minutes),
+        day_since=now - dt.timedelta(days=1))
+    agent = outbox.agent_ticket_counts(
+        session=session, agents=site.staff.agents, tickets=batch.contexts,
+        since=now - dt.timedelta(minutes=policy.agent_ticket_window_minutes))
+    batch.counts = Counts(recent, day, agent)
+
+
+def own_addresses(app: App) -> frozenset[str]:
+    return frozenset({app.config.mail.support_address}
+                     | {box.address.lower() for box in app.config.imap if box.address})
+
+
+def ticket_contexts(session: Session, site: Site, numbers) -> dict[int, TicketContext]:
+    rows = tickets.tickets_with_project(session=session, numbers=numbers)
+    found = [t.id for t, _ in rows]
+    on = tickets.people_of(session=session, numbers=found)
+    heads = tickets.thread_heads(session=session, numbers=found)
+    last_in = tickets.last_inbound_ids(session=session, numbers=found)
+    assignees = {t.assignee_id for t, _ in rows if t.assignee_id}
+    emails = people.agent_emails(session=session, ids=assignees)
+    return {t.id: context_of(t, p, site, on[t.id], heads[t.id], last_in.get(t.id, ""),
+                             emails.get(t.assignee_id, "") if t.assignee_id else "")
+            for t, p in rows}
+
+
+def context_of(t: Ticket, p: Project, site: Site, people_on: list[tuple[str, str, str]],
+               thread: list[str], last_inbound: str, assignee: str) -> TicketContext:
+    state = TicketState(
+        number=t.id, project=p.slug, status=t.status, substatus=t.substatus,
+        priority=t.priority, assignee=assignee, group=t.group_name, type=t.ticket_type,
+        due=t.due_date, urgent=t.urgent,
+        cc=frozenset(e for e, _, role in people_on if role == "cc"),
+        requester=next((e for e, _, role in people_on if role == "requester"), ""))
+    return TicketContext(state, t.subject, ProjectInfo(p.slug, p.name, p.key, p.workflow),
+                         site.workflow_of(p.slug), tuple(Person(e, n) for e, n, _ in people_on),
+                         tuple(thread), last_inbound, t.deleted_at is not None, t.updated_at)

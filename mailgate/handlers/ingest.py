@@ -1,0 +1,243 @@
+"""Ingest: a committed inbound row becomes a ticket message, an unassigned mail, or a
+quarantined one — claim, parse, gather, decide, apply, a batch at a time.
+
+A batch of rows is claimed under a lease, parsed by every parse worker at once, then
+decided and applied mail by mail in ONE transaction (one commit, one fsync for the
+batch), each mail inside its own savepoint so one failing mail does not take the others
+with it. Nothing here answers a sender; the outbox does that, and nothing is rendered.
+
+Failure is a state: bytes that are no mail are quarantined with the reason on the first
+attempt; an unexpected error is retried with backoff and after `max_attempts` the mail is
+parked in quarantine, its raw bytes untouched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from mailgate import faults
+from mailgate.bootstrap import App
+from mailgate.handlers.apply import Source, apply_effects
+from mailgate.handlers.gather import Batch, gather, mail_facts
+from mailgate.mail.dkim import dkim_verified
+from mailgate.mail.mimecheck import ParseCrashed, ParseRejected
+from mailgate.mail.parsing import ParsedMail
+from routing.addresses import Recipient, RecipientKind, classify_recipient
+from routing.decide import Incoming, decide
+from routing.effects import Bounce, Effects, LogEvent, Outcome
+from routing.loops import OwnMarks, bounce_status, classify_automatic, is_bounce, own_mail
+from routing.rules import MailFacts, Rule, Target, route
+from routing.trust import Verdict, sender_verified
+from store import inbox, outbox, tickets
+from store.db import StoreUnavailable
+from store.models import InboundState
+
+
+@dataclass(frozen=True)
+class Result:
+    inbound_id: int
+    state: str
+    reason: str = ""
+    ticket: int | None = None
+    rule: str = ""
+    queued: int = 0
+
+
+class Ingest:
+    def __init__(self, app: App, parser) -> None:
+        self.app = app
+        self.parser = parser
+        cfg = app.config.processing
+        self.max_attempts = cfg.max_attempts
+        self.batch_size = cfg.batch_size
+        self.lease = dt.timedelta(seconds=cfg.lease_seconds)
+        self.dnsfunc = None   # DKIM key lookups: dkimpy's DNS unless a test passes its own
+        mail = app.config.mail
+        self.marks = OwnMarks(app.composer.loop_marker, mail.support_address,
+                              frozenset(b.address.lower() for b in app.config.imap
+                                        if b.address),
+                              app.config.smtp.max_received_headers)
+
+    def claim(self, limit: int | None = None) -> list[int]:
+        with self.app.db.unit() as session:
+            return inbox.claim_inbound(session=session, now=self.app.now(), lease=self.lease,
+                                       limit=limit or self.batch_size)
+
+    # --- a batch ------------------------------------------------------------------------
+
+    def run(self, ids: list[int]) -> list[Result]:
+        """Process claimed rows; returns what happened to each."""
+        try:
+            with self.app.db.unit(write=False) as session:
+                rows = inbox.claimed(session=session, ids=ids)
+        except StoreUnavailable as exc:
+            return self._release(ids, f"store unavailable: {exc}")
+        faults.hit("pipeline.before_parse")
+        parsed = self.parser.parse_many([r.raw for r in rows])
+        good, results, failed = [], [], []
+        for row, mail in zip(rows, parsed, strict=True):
+            if isinstance(mail, ParseRejected):
+                results.append(Result(row.id, InboundState.QUARANTINED, f"cannot parse: {mail}"))
+            elif isinstance(mail, ParseCrashed):
+                failed.append((row, f"parser failed: {mail}"))
+            else:
+                good.append((row, mail, self.verify_sender(row.raw, mail)))
+        try:
+            with self.app.db.unit() as session:
+                done, broken = self._decide_and_apply(session, good)
+                faults.hit("pipeline.before_commit")
+        except StoreUnavailable as exc:
+            return results + self._release([r.id for r, _, _ in good] +
+                                           [r.id for r, _ in failed], f"store unavailable: {exc}")
+        except Exception as exc:
+            self.app.log.exception("processing failed", inbound=[r.id for r, _, _ in good])
+            done, broken = [], [(row, f"{type(exc).__name__}: {exc}") for row, _, _ in good]
+        for r in done:
+            self.app.log.info("mail processed", inbound=r.inbound_id, state=r.state,
+                              rule=r.rule, ticket=r.ticket, reason=r.reason, queued=r.queued,
+                              message_id=next((m.message_id for row, m, _ in good
+                                               if row.id == r.inbound_id), ""),
+                              sender=next((m.sender.address for row, m, _ in good
+                                           if row.id == r.inbound_id), None))
+        return results + done + self._settle_failures(results, failed + broken)
+
+    def _decide_and_apply(self, session, good) -> tuple[list[Result], list]:
+        now = self.app.now()
+        facts = [mail_facts(mail, row.rcpt_tos, self.app) for row, mail, _ in good]
+        batch = gather(session, self.app, [(m, f) for (_, m, _), f in zip(good, facts,
+                                                                          strict=True)], now)
+        done, broken, finished = [], [], []
+        for (row, mail, verdict), f in zip(good, facts, strict=True):
+            try:
+                with session.begin_nested():
+                    result = self._one(session, batch, row, mail, f, verdict, now)
+            except StoreUnavailable:
+                raise
+            except Exception as exc:
+                self.app.log.exception("processing failed", inbound=row.id)
+                broken.append((row, f"{type(exc).__name__}: {exc}"))
+                continue
+            done.append(result)
+            finished.append({"row_id": row.id, "state": result.state, "reason": result.reason,
+                             "ticket_id": result.ticket})
+        inbox.finish(session=session, rows=finished, now=now)
+        return done, broken
+
+    # --- one mail -----------------------------------------------------------------------
+
+    def _one(self, session, batch: Batch, row, mail: ParsedMail, facts: MailFacts,
+             verdict: Verdict, now: dt.datetime) -> Result:
+        seen = batch.dedup.get(mail.dedup_key)
+        if seen is not None:
+            return Result(row.id, InboundState.DUPLICATE, f"same mail as message {seen[0]} "
+                          f"(inbound {seen[1]})", seen[2], Rule.DUPLICATE)
+        loop = own_mail(mail.headers, message_id=mail.message_id, sender=mail.sender.address,
+                        received=mail.received_count, marks=self.marks, sent_ids=batch.sent_ids)
+        if loop:
+            return Result(row.id, InboundState.DROPPED, loop, None, Rule.LOOP)
+        if is_bounce(mail.content_type, mail.headers, mail.sender.address, mail.subject):
+            return self._bounce(session, batch, row, mail, now)
+        decision = route(facts, batch.directory(self.app, facts), now)
+        if (decision.target is Target.UNASSIGNED and decision.rule == Rule.REPLY_TOKEN
+                and facts.sender):
+            # a token that fails for this sender: look wider to tell the admin why
+            mine = tickets.tickets_of_sender(session=session, email=facts.sender)
+            decision = route(facts, batch.directory(self.app, facts, mine), now)
+        envelope = None if row.source.startswith("imap") else row.mail_from
+        auto = classify_automatic(mail.headers, envelope_sender=envelope,
+                                  sender=mail.sender.address, subject=mail.subject)
+        incoming = Incoming(facts, mail.sender.name, mail.message_id, mail.text,
+                            len(mail.attachments), auto, verdict)
+        ctx = batch.contexts.get(decision.ticket) if decision.target is Target.TICKET else None
+        effects = decide(incoming, decision, ctx, batch.site, batch.guard_facts())
+        applied = apply_effects(session, self.app, effects, site=batch.site, ctx=ctx, now=now,
+                                source=Source(row.id, mail), batch=batch)
+        batch.dedup[mail.dedup_key] = (applied.message, row.id, applied.ticket)
+        if applied.ticket is not None and mail.message_id:
+            batch.thread_index[mail.message_id] = applied.ticket
+        return Result(row.id, InboundState(effects.outcome), effects.reason, applied.ticket,
+                      effects.rule, applied.queued)
+
+    def _bounce(self, session, batch: Batch, row, mail: ParsedMail, now: dt.datetime) -> Result:
+        """Tie a delivery report to the mail it answers (VERP); never a ticket."""
+        # the machine-readable part may not surface as text or attachment: read the bytes
+        status = bounce_status(row.raw[:300_000].decode("utf-8", "replace"), mail.text)
+        verp = next((r.address for r in (classify_recipient(a, self.app.recipient_rules)
+                                         for a in row.rcpt_tos)
+                     if isinstance(r, Recipient) and r.kind is RecipientKind.BOUNCE), "")
+        sent = outbox.by_verp(session=session, mail_from=verp) if verp else None
+        shown = status or "no status"
+        if sent is None:
+            return Result(row.id, InboundState.BOUNCE, f"delivery report ({shown}) that "
+                          "matches no mail we sent", None, Rule.BOUNCE)
+        hard = status.startswith("5")
+        effects = Effects(
+            Outcome.BOUNCE, f"{'hard' if hard else 'soft'} bounce {status} for outbox "
+            f"{sent.id} to {sent.rcpt}", Rule.BOUNCE, ticket=sent.ticket_id,
+            bounce=Bounce(sent.id, status, hard, self.app.config.mail.bounce_suppress_days),
+            events=(LogEvent("bounce", "system", f"{sent.rcpt}: {shown} "
+                                                  f"({'hard' if hard else 'soft'})"),))
+        ctx = batch.contexts.get(sent.ticket_id) if sent.ticket_id else None
+        applied = apply_effects(session, self.app, effects, site=batch.site, ctx=ctx, now=now,
+                                batch=batch)
+        if hard and effects.bounce.suppress_days > 0:
+            batch.suppressed[sent.rcpt] = now + dt.timedelta(days=effects.bounce.suppress_days)
+        return Result(row.id, InboundState.BOUNCE, effects.reason, applied.ticket, Rule.BOUNCE)
+
+    # --- sender verification ----------------------------------------------------------
+
+    def verify_sender(self, raw: bytes, mail: ParsedMail) -> Verdict:
+        """Is the From vouched for? Our MTA's Authentication-Results when one is trusted,
+        else our own DKIM check when enabled, else not checked (allowed)."""
+        cfg = self.app.config.mail
+        domain = (mail.sender.address or "").rpartition("@")[2]
+        if cfg.trusted_authserv_id:
+            return sender_verified(mail.headers, authserv_id=cfg.trusted_authserv_id,
+                                   from_domain=domain)
+        if cfg.verify_dkim:
+            return dkim_verified(raw, domain, dnsfunc=self.dnsfunc)
+        return Verdict(True, "not checked (no trusted_authserv_id, verify_dkim off)")
+
+    # --- endings ------------------------------------------------------------------------
+
+    def _settle_failures(self, rejected: list[Result], failed: list) -> list[Result]:
+        """Quarantine what cannot be parsed; retry (or park) what failed."""
+        now = self.app.now()
+        out: list[Result] = []
+        quarantine = [{"row_id": r.inbound_id, "state": InboundState.QUARANTINED,
+                       "reason": r.reason} for r in rejected]
+        retry: list[tuple[int, str, float]] = []
+        for row, reason in failed:
+            if row.attempts >= self.max_attempts:
+                why = f"processing failed {row.attempts} times; last error: {reason}"
+                quarantine.append({"row_id": row.id, "state": InboundState.QUARANTINED,
+                                   "reason": why})
+                out.append(Result(row.id, InboundState.QUARANTINED, why))
+            else:
+                retry.append((row.id, reason, 30 * 2 ** row.attempts))
+                out.append(Result(row.id, "retry", reason))
+        try:
+            with self.app.db.unit() as session:
+                inbox.finish(session=session, rows=quarantine, now=now)
+                for row_id, reason, backoff in retry:
+                    inbox.release(session=session, ids=[row_id], reason=reason,
+                                  next_attempt_at=now + dt.timedelta(seconds=backoff))
+        except StoreUnavailable:
+            pass  # the lease runs out and the rows are claimed again
+        for q in quarantine:
+            self.app.log.warning("mail quarantined", inbound=q["row_id"], reason=q["reason"])
+        for row_id, reason, backoff in retry:
+            self.app.log.warning("mail will be retried", inbound=row_id, reason=reason,
+                                 after_seconds=backoff)
+        return out
+
+    def _release(self, ids: list[int], reason: str) -> list[Result]:
+        try:
+            with self.app.db.unit() as session:
+                inbox.release(session=session, ids=ids, reason=reason,
+                              next_attempt_at=self.app.now() + dt.timedelta(seconds=15))
+        except StoreUnavailable:
+            pass  # the lease runs out and the rows are claimed again
+        self.app.log.warning("mail will be retried", inbound=ids, reason=reason)
+        return [Result(i, "retry", reason) for i in ids]

@@ -1,0 +1,230 @@
+"""The verbs of mail commands, one small class each, registered in `REGISTRY`.
+
+A verb parses its argument once into a value, says whether a customer may use it on a
+ticket in its current status, and applies the value to a `TicketState`, returning the
+new state and a sentence for the transcript, or the reason it cannot. Pure.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import replace
+from typing import Any
+
+from routing.actors import Actor
+from routing.addresses import is_valid_address, normalize_address
+from routing.context import PRIORITY_NAMES, TicketState, World
+from routing.workflow import Workflow, customer_may_close, customer_may_reopen, may_move, slug
+
+PRIORITIES = {"1": 1, "low": 1, "2": 2, "normal": 2, "3": 3, "high": 3,
+              # the words our German and Danish users write
+              "niedrig": 1, "hoch": 3, "lav": 1, "høj": 3, "hoej": 3}
+
+
+class Invalid(ValueError):
+    """An argument a verb cannot read; the message is for the sender."""
+
+
+class Verb:
+    name = ""
+    arg = "required"                 # required | none
+    customers_may = False            # customers may use it (the workflow still decides)
+
+    def parse(self, arg: str) -> Any:
+        return arg
+
+    def permitted(self, t: TicketState, wf: Workflow) -> str:
+        """Why a customer may not use it on this ticket now ("" = may)."""
+        return ""
+
+    def apply(self, value: Any, t: TicketState, wf: Workflow, world: World,
+              actor: Actor) -> tuple[TicketState, str] | str:
+        raise NotImplementedError
+
+
+class Status(Verb):
+    name = "status"
+
+    def parse(self, arg: str) -> tuple[str, str]:
+        main, _, sub = arg.partition(",")
+        return main.strip(), sub.strip()
+
+    def apply(self, value, t, wf, world, actor):
+        main, sub = value
+        target = wf.find_status(main)
+        if target is None:
+            return (f"unknown status {main!r}; valid: "
+                    + ", ".join(f"{s.name} ({s.label})" for s in wf.statuses.values()))
+        why = may_move(wf, t.status, target.name)
+        if why:
+            return why
+        new = replace(t, status=target.name)
+        if sub:
+            if not wf.substatuses:
+                return "this workflow has no sub-statuses"
+            found = wf.find_substatus(sub)
+            if found is None:
+                return f"unknown sub-status {sub!r}; valid: " + ", ".join(wf.substatuses)
+            new = replace(new, substatus=found)
+        return new, f"status is now {target.label}" + (f", {sub}" if sub else "")
+
+
+class Close(Verb):
+    name, arg, customers_may = "close", "none", True
+
+    def permitted(self, t, wf):
+        if customer_may_close(wf, t.status):
+            return ""
+        return (f"the ticket is {wf.status_label(t.status)}; it can be confirmed only when "
+                + (" or ".join(wf.status_label(s) for s in wf.customer_close_from)
+                   or "an agent closes it"))
+
+    def apply(self, value, t, wf, world, actor):
+        target = wf.close if t.status not in wf.customer_close_from else wf.customer_close
+        return replace(t, status=target), f"status is now {wf.status_label(target)}"
+
+
+class Reopen(Verb):
+    name, arg, customers_may = "reopen", "none", True
+
+    def permitted(self, t, wf):
+        if customer_may_reopen(wf, t.status):
+            return ""
+        return f"the ticket is {wf.status_label(t.status)}; customers cannot reopen it now"
+
+    def apply(self, value, t, wf, world, actor):
+        if wf.category(t.status) != "closed" and t.status not in wf.customer_close_from:
+            return f"the ticket is {wf.status_label(t.status)}, not closed"
+        new = replace(t, status=wf.reopen)
+        if wf.urgent_on_reopen:
+            new = replace(new, urgent=True, priority=3)
+        return new, f"status is now {wf.status_label(wf.reopen)}" + (
+            " (marked urgent)" if wf.urgent_on_reopen else "")
+
+
+class Priority(Verb):
+    name = "priority"
+
+    def parse(self, arg: str) -> int:
+        if arg.lower() not in PRIORITIES:
+            raise Invalid("priority must be low, normal or high (or 1-3)")
+        return PRIORITIES[arg.lower()]
+
+    def apply(self, value, t, wf, world, actor):
+        return replace(t, priority=value), f"priority is now {value} ({PRIORITY_NAMES[value]})"
+
+
+class Assign(Verb):
+    name = "assign"
+
+    def apply(self, value, t, wf, world, actor):
+        wanted = actor.email if value.lower() in ("me", "myself") else value
+        email = find_agent(wanted, world, t.project)
+        if email is None:
+            return f"no agent of project {t.project} matches {value!r}"
+        return replace(t, assignee=email), f"assigned to {email}"
+
+
+class Owner(Assign):
+    name = "owner"
+
+
+class Group(Verb):
+    name = "group"
+
+    def parse(self, arg: str) -> str:
+        return slug(arg)
+
+    def apply(self, value, t, wf, world, actor):
+        if value not in world.groups:
+            return f"unknown group {value!r}; valid: " + (", ".join(world.groups) or "(none)")
+        new = replace(t, group=value)
+        owner = world.groups[value]
+        if not t.assignee and owner in world.agents:
+            return replace(new, assignee=owner), f"group is now {value}; assigned to its " \
+                                                 f"owner {owner}"
+        return new, f"group is now {value}"
+
+
+class Type(Verb):
+    name = "type"
+
+    def parse(self, arg: str) -> str:
+        return slug(arg)
+
+    def apply(self, value, t, wf, world, actor):
+        if wf.types and value not in wf.types:
+            return f"unknown type {value!r}; valid: " + ", ".join(wf.types)
+        return replace(t, type=value), f"type is now {value}"
+
+
+class Due(Verb):
+    name = "due"
+
+    def parse(self, arg: str) -> dt.date | None:
+        if arg.lower() in ("none", "-"):
+            return None
+        try:
+            return dt.date.fromisoformat(arg)
+        except ValueError:
+            raise Invalid("due date must look like 2026-12-31 (or none)") from None
+
+    def apply(self, value, t, wf, world, actor):
+        if value is None:
+            return replace(t, due=None), "due date removed"
+        return replace(t, due=value), f"due date is now {value.isoformat()}"
+
+
+class Note(Verb):
+    name, arg = "note", "none"
+
+    def apply(self, value, t, wf, world, actor):
+        return t, "this mail is kept as an internal note"
+
+
+class Cc(Verb):
+    name = "cc"
+
+    def parse(self, arg: str) -> tuple[str, str]:
+        action, _, address = arg.partition(" ")
+        if action.lower() not in ("add", "remove") or not is_valid_address(address.strip()):
+            raise Invalid("use /cc add EMAIL or /cc remove EMAIL")
+        return action.lower(), normalize_address(address.strip())
+
+    def apply(self, value, t, wf, world, actor):
+        action, address = value
+        if action == "add":
+            return replace(t, cc=t.cc | {address}), f"{address} added to the ticket"
+        if address not in t.cc:
+            return f"{address} is not on the ticket"
+        return replace(t, cc=t.cc - {address}), f"{address} removed from the ticket"
+
+
+class Project(Verb):
+    name = "project"
+
+    def parse(self, arg: str) -> str:
+        return arg.strip().lower()
+
+    def apply(self, value, t, wf, world, actor):
+        if value not in world.projects:
+            return f"unknown project {value!r}"
+        return replace(t, project=value), f"moved to project {value}"
+
+
+REGISTRY: dict[str, Verb] = {v.name: v for v in (
+    Status(), Priority(), Assign(), Owner(), Group(), Type(), Due(), Close(), Reopen(),
+    Note(), Cc(), Project())}
+
+
+def find_agent(text: str, world: World, project: str) -> str | None:
+    wanted = text.strip().lower()
+    candidates = [(email, name) for email, (name, projects) in world.agents.items()
+                  if projects is None or project in projects]
+    for email, _name in candidates:
+        if wanted == email:
+            return email
+    by_name = [email for email, name in candidates
+               if wanted == name.lower() or wanted == name.lower().split(" ")[0]
+               or wanted == email.split("@")[0]]
+    return by_name[0] if len(by_name) == 1 else None

@@ -1,0 +1,114 @@
+"""Queries over the durable inbox: raw mail as it arrived and its processing state.
+
+Each takes a keyword-only `session` and never commits. Rows are claimed with a lease
+(SKIP LOCKED where the database has it), so a process that dies mid-batch leaves its
+mail to be taken again once the lease runs out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import bindparam, func, or_, update
+from sqlalchemy.orm import defer
+from sqlmodel import Session, select
+
+from store.models import Inbound, InboundState, Message
+
+
+def claim_inbound(*, session: Session, now: dt.datetime, lease: dt.timedelta,
+                  limit: int) -> list[int]:
+    """Take due pending rows (and rows whose worker died) and count the attempt now,
+    so a mail that kills the process is still counted."""
+    due = (select(Inbound.id)
+           .where(or_(Inbound.state == InboundState.PENDING,
+                      (Inbound.state == InboundState.PROCESSING) & (Inbound.lease_until < now)))
+           .where(or_(Inbound.next_attempt_at.is_(None), Inbound.next_attempt_at <= now))
+           .order_by(Inbound.id).limit(limit).with_for_update(skip_locked=True))
+    ids = list(session.exec(due))
+    if ids:
+        session.execute(update(Inbound).where(Inbound.id.in_(ids))
+                        .values(state=InboundState.PROCESSING, attempts=Inbound.attempts + 1,
+                                lease_until=now + lease))
+    return ids
+
+
+def claimed(*, session: Session, ids: Sequence[int]) -> list[Any]:
+    """id, raw, rcpt_tos, mail_from, source, attempts of claimed rows, in id order."""
+    if not ids:
+        return []
+    return list(session.exec(select(Inbound.id, Inbound.raw, Inbound.rcpt_tos,
+                                    Inbound.mail_from, Inbound.source, Inbound.attempts)
+                             .where(Inbound.id.in_(list(ids)),
+                                    Inbound.state == InboundState.PROCESSING)
+                             .order_by(Inbound.id)))
+
+
+def finish(*, session: Session, rows: Sequence[dict[str, Any]], now: dt.datetime) -> None:
+    """Set each row's final state: dicts with row_id, state, reason, ticket_id."""
+    if not rows:
+        return
+    stmt = (update(Inbound).where(Inbound.id == bindparam("row_id"))
+            .values(state=bindparam("new_state"), reason=bindparam("why"),
+                    ticket_id=bindparam("ticket"), processed_at=now, lease_until=None))
+    session.connection().execute(stmt, [
+        {"row_id": r["row_id"], "new_state": r["state"], "why": r["reason"][:2000],
+         "ticket": r.get("ticket_id")} for r in rows])
+
+
+def release(*, session: Session, ids: Sequence[int], reason: str,
+            next_attempt_at: dt.datetime) -> None:
+    """Put claimed rows back in line to be tried again later."""
+    if ids:
+        session.execute(update(Inbound).where(Inbound.id.in_(list(ids)))
+                        .values(state=InboundState.PENDING, reason=reason[:2000],
+                                lease_until=None, next_attempt_at=next_attempt_at))
+
+
+def existing_dedup(*, session: Session, keys: Iterable[str]) -> dict[str, tuple[int, int, Any]]:
+    """dedup key -> (message id, inbound id, ticket id) of mail stored before."""
+    keys = sorted(set(k for k in keys if k))
+    if not keys:
+        return {}
+    rows = session.exec(select(Message.dedup_key, Message.id, Message.inbound_id,
+                               Message.ticket_id).where(Message.dedup_key.in_(keys)))
+    return {k: (m, i, t) for k, m, i, t in rows}
+
+
+def inbound_rows(*, session: Session, state: str, limit: int = 1000,
+                 offset: int = 0) -> list[Inbound]:
+    return list(session.exec(select(Inbound).options(defer(Inbound.raw))
+                             .where(Inbound.state == state)
+                             .order_by(Inbound.id).offset(offset).limit(limit)))
+
+
+def inbound_row(*, session: Session, inbound_id: int) -> Inbound | None:
+    return session.exec(select(Inbound).options(defer(Inbound.raw))
+                        .where(Inbound.id == inbound_id)).first()
+
+
+def raw_of(*, session: Session, inbound_id: int) -> bytes | None:
+    return session.exec(select(Inbound.raw).where(Inbound.id == inbound_id)).first()
+
+
+def inbound_message(*, session: Session, inbound_id: int) -> Message | None:
+    return session.exec(select(Message).where(Message.inbound_id == inbound_id)
+                        .order_by(Message.id).limit(1)).first()
+
+
+def inbound_messages(*, session: Session, inbound_ids: Iterable[int]) -> dict[int, Message]:
+    ids = sorted(set(inbound_ids))
+    if not ids:
+        return {}
+    out: dict[int, Message] = {}
+    for m in session.exec(select(Message).where(Message.inbound_id.in_(ids))
+                          .order_by(Message.id)):
+        out.setdefault(m.inbound_id, m)
+    return out
+
+
+def count_by_state(*, session: Session, model) -> dict[str, int]:
+    rows = session.exec(select(model.state, func.count()).group_by(model.state))
+    return {s: n for s, n in rows}

@@ -1,0 +1,159 @@
+"""Queries over the outbox, the bounce suppressions and the loop-guard counts.
+
+Each takes a keyword-only `session` and never commits. Every per-mail lookup the
+pipeline makes here has an index (Message-ID, recipient and time, VERP address), so its
+cost does not grow with the history kept.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import case, func, insert, or_, text, update
+from sqlalchemy.orm import defer
+from sqlmodel import Session, select
+
+from store.models import Outbox, OutboxState, Suppression
+
+_COUNTED = (OutboxState.PENDING, OutboxState.SENDING, OutboxState.SENT, OutboxState.FAILED,
+            OutboxState.BOUNCED)   # everything but dropped mail went (or goes) out
+
+
+def insert_mails(*, session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        session.execute(insert(Outbox), list(rows))
+
+
+def sent_message_ids(*, session: Session, msgids: Iterable[str]) -> frozenset[str]:
+    msgids = sorted(set(m for m in msgids if m))
+    if not msgids:
+        return frozenset()
+    return frozenset(session.exec(select(Outbox.message_id)
+                                  .where(Outbox.message_id.in_(msgids))))
+
+
+def automatic_counts(*, session: Session, addresses: Iterable[str], recent_since: dt.datetime,
+                     day_since: dt.datetime) -> tuple[dict[str, int], dict[str, int]]:
+    """Automatic mails per address: (since `recent_since`, since `day_since`)."""
+    addresses = sorted(set(a for a in addresses if a))
+    if not addresses:
+        return {}, {}
+    recent = func.sum(case((Outbox.created_at >= recent_since, 1), else_=0))
+    rows = session.exec(select(Outbox.rcpt, recent, func.count())
+                        .where(Outbox.rcpt.in_(addresses), Outbox.automatic.is_(True),
+                               Outbox.created_at >= day_since, Outbox.state.in_(_COUNTED))
+                        .group_by(Outbox.rcpt))
+    recent_n, day_n = {}, {}
+    for rcpt, r, d in rows:
+        recent_n[rcpt], day_n[rcpt] = int(r or 0), int(d)
+    return recent_n, day_n
+
+
+def agent_ticket_counts(*, session: Session, agents: Iterable[str], tickets: Iterable[int],
+                        since: dt.datetime) -> dict[tuple[str, int], int]:
+    agents, tickets = sorted(set(agents)), sorted(set(tickets))
+    if not agents or not tickets:
+        return {}
+    rows = session.exec(select(Outbox.rcpt, Outbox.ticket_id, func.count())
+                        .where(Outbox.rcpt.in_(agents), Outbox.ticket_id.in_(tickets),
+                               Outbox.automatic.is_(True), Outbox.created_at >= since,
+                               Outbox.state.in_(_COUNTED))
+                        .group_by(Outbox.rcpt, Outbox.ticket_id))
+    return {(r, t): int(n) for r, t, n in rows}
+
+
+def lock_recipients(*, session: Session, addresses: Iterable[str]) -> None:
+    """Serialise the cap check for these addresses across instances (PostgreSQL; SQLite's
+    write lock already does). Locks are taken in a stable order: no deadlock."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for address in sorted(set(addresses)):
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:r))"), {"r": address})
+
+
+def suppressed(*, session: Session, addresses: Iterable[str],
+               now: dt.datetime) -> dict[str, dt.datetime]:
+    addresses = sorted(set(a for a in addresses if a))
+    if not addresses:
+        return {}
+    return dict(session.exec(select(Suppression.address, Suppression.until)
+                             .where(Suppression.address.in_(addresses),
+                                    Suppression.until > now)).all())
+
+
+def suppress(*, session: Session, address: str, until: dt.datetime, reason: str) -> None:
+    row = session.get(Suppression, address)
+    if row is None:
+        session.add(Suppression(address=address, until=until, reason=reason[:500]))
+    else:
+        row.until, row.reason = max(row.until, until), reason[:500]
+
+
+def mark_bounced(*, session: Session, outbox_id: int, error: str) -> str | None:
+    """Record a delivery report on the mail it answers; returns its recipient."""
+    row = session.get(Outbox, outbox_id)
+    if row is None:
+        return None
+    row.last_error = error[:2000]
+    if row.state == OutboxState.SENT:
+        row.state = OutboxState.BOUNCED
+    return row.rcpt
+
+
+def by_verp(*, session: Session, mail_from: str) -> Outbox | None:
+    return session.exec(select(Outbox).options(defer(Outbox.raw))
+                        .where(Outbox.mail_from == mail_from)).first()
+
+
+def claim_outbox(*, session: Session, now: dt.datetime, lease: dt.timedelta,
+                 limit: int) -> list[int]:
+    due = (select(Outbox.id)
+           .where(or_(Outbox.state == OutboxState.PENDING,
+                      (Outbox.state == OutboxState.SENDING) & (Outbox.lease_until < now)))
+           .where(Outbox.next_attempt_at <= now)
+           .order_by(Outbox.next_attempt_at, Outbox.id).limit(limit)
+           .with_for_update(skip_locked=True))
+    ids = list(session.exec(due))
+    if ids:
+        session.execute(update(Outbox).where(Outbox.id.in_(ids))
+                        .values(state=OutboxState.SENDING, lease_until=now + lease))
+    return ids
+
+
+def outbox_rows(*, session: Session, state: str | None = None, limit: int = 1000) -> list[Outbox]:
+    q = select(Outbox).options(defer(Outbox.raw), defer(Outbox.payload))
+    if state:
+        q = q.where(Outbox.state == state)
+    return list(session.exec(q.order_by(Outbox.id.desc()).limit(limit)))
+
+
+def dropped_since(*, session: Session, since: dt.datetime) -> int:
+    return session.exec(select(func.count()).select_from(Outbox).where(
+        Outbox.state == OutboxState.DROPPED, Outbox.created_at >= since)).one()
+
+
+def oldest_pending(*, session: Session) -> tuple[dt.datetime, str] | None:
+    return session.exec(select(Outbox.created_at, Outbox.last_error)
+                        .where(Outbox.state.in_([OutboxState.PENDING, OutboxState.SENDING]))
+                        .order_by(Outbox.created_at).limit(1)).first()
+
+
+def compact_sent(*, session: Session, before: dt.datetime) -> int:
+    """Drop the bytes and the plan of mail the relay took before `before`; the row stays
+    (small) so a reply can still be threaded and our own mail recognised."""
+    result = session.execute(update(Outbox).where(
+        Outbox.state.in_([OutboxState.SENT, OutboxState.BOUNCED, OutboxState.DROPPED]),
+        Outbox.created_at < before, or_(Outbox.template != "", Outbox.raw != b""))
+        .values(raw=b"", payload=None, template="")
+        .execution_options(synchronize_session=False))
+    return result.rowcount or 0
+
+
+def make_due(*, session: Session, ids: Sequence[int] | None, now: dt.datetime) -> int:
+    """Make failed (or the listed failed or pending) mails due now; returns how many."""
+    q = update(Outbox).where(Outbox.state.in_([OutboxState.FAILED, OutboxState.PENDING]))
+    q = q.where(Outbox.id.in_(list(ids))) if ids else q.where(Outbox.state == OutboxState.FAILED)
+    return session.execute(q.values(state=OutboxState.PENDING, next_attempt_at=now)
+                           .execution_options(synchronize_session=False)).rowcount or 0

@@ -1,0 +1,134 @@
+"""Queries about projects, contacts and agents. Each takes a keyword-only `session` and
+never commits; batch lookups take many keys and answer with one query."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import or_
+from sqlmodel import Session, select
+
+from store.models import Agent, AgentProject, Contact, ContactProject, Project
+
+
+def project_by_slug(*, session: Session, slug: str) -> Project | None:
+    return session.exec(select(Project).where(Project.slug == slug)).first()
+
+
+def projects(*, session: Session) -> list[Project]:
+    return list(session.exec(select(Project).order_by(Project.slug)))
+
+
+def projects_by_key(*, session: Session, keys: Iterable[str]) -> dict[str, str]:
+    keys = list(keys)
+    if not keys:
+        return {}
+    rows = session.exec(select(Project.key, Project.slug).where(Project.key.in_(keys)))
+    return {k: s for k, s in rows}
+
+
+def contact_by_email(*, session: Session, email: str) -> Contact | None:
+    return session.exec(select(Contact).where(Contact.email == email)).first()
+
+
+def contacts_by_email(*, session: Session, emails: Iterable[str]) -> dict[str, Contact]:
+    emails = sorted(set(emails))
+    if not emails:
+        return {}
+    return {c.email: c for c in session.exec(select(Contact).where(Contact.email.in_(emails)))}
+
+
+def ensure_contact(*, session: Session, email: str, name: str = "") -> Contact:
+    contact = contact_by_email(session=session, email=email)
+    if contact is None:
+        contact = Contact(email=email, name=name)
+        session.add(contact)
+        session.flush()
+    elif name and not contact.name:
+        contact.name = name
+    return contact
+
+
+def link_contact_project(*, session: Session, contact: Contact, project: Project) -> bool:
+    """Register a contact to a project; False if it already was."""
+    if session.get(ContactProject, (contact.id, project.id)):
+        return False
+    session.add(ContactProject(contact_id=contact.id, project_id=project.id))
+    return True
+
+
+def contact_project_slugs(*, session: Session, email: str) -> tuple[str, ...]:
+    return senders_projects(session=session, emails=[email]).get(email, ())
+
+
+def senders_projects(*, session: Session, emails: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """The projects each address is a registered contact of."""
+    emails = sorted(set(e for e in emails if e))
+    if not emails:
+        return {}
+    out: dict[str, list[str]] = {}
+    for email, slug in session.exec(
+            select(Contact.email, Project.slug)
+            .join(ContactProject, ContactProject.contact_id == Contact.id)
+            .join(Project, Project.id == ContactProject.project_id)
+            .where(Contact.email.in_(emails))):
+        out.setdefault(email, []).append(slug)
+    return {e: tuple(sorted(s)) for e, s in out.items()}
+
+
+def contacts_of_project(*, session: Session, project: Project) -> list[Contact]:
+    return list(session.exec(
+        select(Contact).join(ContactProject, ContactProject.contact_id == Contact.id)
+        .where(ContactProject.project_id == project.id).order_by(Contact.email)))
+
+
+def all_contacts(*, session: Session) -> list[Contact]:
+    return list(session.exec(select(Contact).order_by(Contact.email)))
+
+
+def agent_by_email(*, session: Session, email: str) -> Agent | None:
+    return session.exec(select(Agent).where(Agent.email == email)).first()
+
+
+def agents(*, session: Session) -> list[Agent]:
+    return list(session.exec(select(Agent).order_by(Agent.email)))
+
+
+def agent_project_slugs(*, session: Session, agent: Agent) -> list[str]:
+    rows = session.exec(select(Project.slug).join(AgentProject,
+                                                   AgentProject.project_id == Project.id)
+                        .where(AgentProject.agent_id == agent.id))
+    return sorted(rows)
+
+
+def active_agents_with_projects(*, session: Session) -> list[tuple[Agent, frozenset[str]]]:
+    """Every active agent with the slugs of its projects (two queries in all)."""
+    staff = list(session.exec(select(Agent).where(Agent.active).order_by(Agent.email)))
+    slugs: dict[int, set[str]] = {}
+    for agent_id, slug in session.exec(select(AgentProject.agent_id, Project.slug)
+                                       .join(Project, Project.id == AgentProject.project_id)):
+        slugs.setdefault(agent_id, set()).add(slug)
+    return [(a, frozenset(slugs.get(a.id, ()))) for a in staff]
+
+
+def agents_of_project(*, session: Session, project_id: int) -> list[Agent]:
+    """Active agents who work on a project: admins, all-project agents and members."""
+    member = select(AgentProject.agent_id).where(AgentProject.project_id == project_id)
+    return list(session.exec(
+        select(Agent).where(Agent.active)
+        .where(or_(Agent.role == "admin", Agent.all_projects, Agent.id.in_(member)))
+        .order_by(Agent.email)))
+
+
+def agent_emails(*, session: Session, ids: Iterable[int]) -> dict[int, str]:
+    ids = sorted(set(ids))
+    if not ids:
+        return {}
+    return dict(session.exec(select(Agent.id, Agent.email).where(Agent.id.in_(ids))).all())
+
+
+def agent_ids(*, session: Session, emails: Iterable[str]) -> dict[str, int]:
+    emails = sorted(set(e for e in emails if e))
+    if not emails:
+        return {}
+    return dict(session.exec(select(Agent.email, Agent.id).where(Agent.email.in_(emails))).all())

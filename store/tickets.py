@@ -1,0 +1,262 @@
+"""Queries about tickets, their messages, participants, thread references and log.
+
+Each takes a keyword-only `session` and never commits. The lookups the mail pipeline
+makes take many tickets at once and answer with one statement; the writes are plain
+inserts and updates (SQLAlchemy Core, no ORM objects on the hot path).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import delete, func, insert, or_, update
+from sqlalchemy.orm import defer
+from sqlmodel import Session, select
+
+from store.models import (
+    Attachment,
+    Contact,
+    Event,
+    Message,
+    Project,
+    ThreadRef,
+    Ticket,
+    TicketContact,
+)
+
+# --- lookups for a batch of mail --------------------------------------------------------
+
+
+def tickets_with_project(*, session: Session, numbers: Iterable[int],
+                         ) -> list[tuple[Ticket, Project]]:
+    numbers = sorted(set(numbers))
+    if not numbers:
+        return []
+    return list(session.exec(select(Ticket, Project).join(Project, Project.id == Ticket.project_id)
+                             .where(Ticket.id.in_(numbers))))
+
+
+def people_of(*, session: Session, numbers: Iterable[int]) -> dict[int, list[tuple[str, str, str]]]:
+    """(email, name, role) of everyone on the customer side of each ticket, requester first."""
+    numbers = sorted(set(numbers))
+    out: dict[int, list[tuple[str, str, str]]] = {n: [] for n in numbers}
+    if not numbers:
+        return out
+    for ticket_id, email, name, role in session.exec(
+            select(TicketContact.ticket_id, Contact.email, Contact.name, TicketContact.role)
+            .join(Contact, Contact.id == TicketContact.contact_id)
+            .where(TicketContact.ticket_id.in_(numbers))
+            .order_by(TicketContact.ticket_id, TicketContact.role.desc(), Contact.email)):
+        out[ticket_id].append((email, name, role))
+    return out
+
+
+def thread_index(*, session: Session, msgids: Iterable[str]) -> dict[str, int]:
+    msgids = sorted(set(m for m in msgids if m))
+    if not msgids:
+        return {}
+    rows = session.exec(select(ThreadRef.msgid, ThreadRef.ticket_id)
+                        .where(ThreadRef.msgid.in_(msgids)).order_by(ThreadRef.id))
+    return {m: t for m, t in rows}   # the newest reference wins
+
+
+def thread_heads(*, session: Session, numbers: Iterable[int], latest: int = 10,
+                 ) -> dict[int, list[str]]:
+    """For each ticket: its first Message-ID and its `latest` newest, oldest first (what
+    a References header carries)."""
+    numbers = sorted(set(numbers))
+    out: dict[int, list[str]] = {n: [] for n in numbers}
+    if not numbers:
+        return out
+    newest = func.row_number().over(partition_by=ThreadRef.ticket_id,
+                                    order_by=ThreadRef.id.desc()).label("newest")
+    oldest = func.row_number().over(partition_by=ThreadRef.ticket_id,
+                                    order_by=ThreadRef.id).label("oldest")
+    ranked = (select(ThreadRef.ticket_id, ThreadRef.msgid, ThreadRef.id, newest, oldest)
+              .where(ThreadRef.ticket_id.in_(numbers)).subquery())
+    rows = session.exec(select(ranked.c.ticket_id, ranked.c.msgid)
+                        .where(or_(ranked.c.newest <= latest, ranked.c.oldest == 1))
+                        .order_by(ranked.c.ticket_id, ranked.c.id))
+    for ticket_id, msgid in rows:
+        if msgid not in out[ticket_id]:
+            out[ticket_id].append(msgid)
+    return out
+
+
+def last_inbound_ids(*, session: Session, numbers: Iterable[int]) -> dict[int, str]:
+    """The Message-ID of each ticket's latest incoming message that has one."""
+    numbers = sorted(set(numbers))
+    if not numbers:
+        return {}
+    newest = func.row_number().over(partition_by=Message.ticket_id,
+                                    order_by=Message.id.desc()).label("newest")
+    ranked = (select(Message.ticket_id, Message.message_id, newest)
+              .where(Message.ticket_id.in_(numbers), Message.direction == "in",
+                     Message.message_id != "").subquery())
+    return dict(session.exec(select(ranked.c.ticket_id, ranked.c.message_id)
+                             .where(ranked.c.newest == 1)).all())
+
+
+def tickets_of_sender(*, session: Session, email: str, limit: int = 500) -> tuple[int, ...]:
+    return tuple(session.exec(select(TicketContact.ticket_id)
+                              .join(Contact, Contact.id == TicketContact.contact_id)
+                              .where(Contact.email == email)
+                              .order_by(TicketContact.ticket_id.desc()).limit(limit)))
+
+
+# --- writes -------------------------------------------------------------------------------
+
+
+def insert_ticket(*, session: Session, values: dict[str, Any]) -> int:
+    return session.execute(insert(Ticket).values(**values).returning(Ticket.id)).scalar_one()
+
+
+def update_ticket(*, session: Session, number: int, values: dict[str, Any]) -> None:
+    session.execute(update(Ticket).where(Ticket.id == number).values(**values))
+
+
+def insert_message(*, session: Session, values: dict[str, Any]) -> int:
+    return session.execute(insert(Message).values(**values).returning(Message.id)).scalar_one()
+
+
+def update_message(*, session: Session, message_id: int, values: dict[str, Any]) -> None:
+    session.execute(update(Message).where(Message.id == message_id).values(**values))
+
+
+def message_msgid(*, session: Session, message_id: int) -> str:
+    return session.exec(select(Message.message_id).where(Message.id == message_id)).first() or ""
+
+
+def insert_rows(*, session: Session, model, rows: Sequence[dict[str, Any]]) -> None:
+    """Plain bulk insert (one executemany) of dicts into `model`'s table."""
+    if rows:
+        session.execute(insert(model), list(rows))
+
+
+def add_ticket_contacts(*, session: Session, ticket_id: int,
+                        contacts: Sequence[tuple[int, str]]) -> None:
+    """Put (contact id, role) on a ticket unless already there."""
+    if not contacts:
+        return
+    have = set(session.exec(select(TicketContact.contact_id)
+                            .where(TicketContact.ticket_id == ticket_id)))
+    rows = [{"ticket_id": ticket_id, "contact_id": cid, "role": role}
+            for cid, role in dict(contacts).items() if cid not in have]
+    insert_rows(session=session, model=TicketContact, rows=rows)
+
+
+def remove_ticket_contacts(*, session: Session, ticket_id: int, emails: Iterable[str]) -> None:
+    emails = list(emails)
+    if emails:
+        ids = select(Contact.id).where(Contact.email.in_(emails))
+        session.execute(delete(TicketContact).where(
+            TicketContact.ticket_id == ticket_id, TicketContact.role != "requester",
+            TicketContact.contact_id.in_(ids)))
+
+
+def add_thread_ref(*, session: Session, msgid: str, ticket_id: int) -> None:
+    if msgid:
+        session.add(ThreadRef(msgid=msgid, ticket_id=ticket_id))
+
+
+# --- reading for people (CLI) ---------------------------------------------------------------
+
+
+def ticket(*, session: Session, number: int) -> Ticket | None:
+    return session.get(Ticket, number)
+
+
+def ticket_contacts(*, session: Session, ticket_id: int) -> list[tuple[Contact, str]]:
+    rows = session.exec(select(Contact, TicketContact.role)
+                        .join(TicketContact, TicketContact.contact_id == Contact.id)
+                        .where(TicketContact.ticket_id == ticket_id)
+                        .order_by(TicketContact.role.desc(), Contact.email))
+    return [(c, r) for c, r in rows]
+
+
+def list_tickets(*, session: Session, project: str | None = None, status: str | None = None,
+                 search: str | None = None, include_deleted: bool = False,
+                 limit: int = 1000) -> list[tuple[Ticket, str]]:
+    q = select(Ticket, Project.slug).join(Project, Project.id == Ticket.project_id)
+    if search:
+        # literal substring: %, _ and \ in the search text match themselves
+        q = q.where(func.lower(Ticket.subject).contains(search.lower(), autoescape=True))
+    if project:
+        q = q.where(Project.slug == project)
+    if status:
+        q = q.where(Ticket.status == status)
+    if not include_deleted:
+        q = q.where(Ticket.deleted_at.is_(None))
+    return [(t, s) for t, s in session.exec(q.order_by(Ticket.id.desc()).limit(limit))]
+
+
+def ticket_messages(*, session: Session, ticket_id: int) -> list[Message]:
+    return list(session.exec(select(Message).where(Message.ticket_id == ticket_id)
+                             .order_by(Message.created_at, Message.id)))
+
+
+def last_message(*, session: Session, ticket_id: int) -> Message | None:
+    return session.exec(select(Message).where(Message.ticket_id == ticket_id)
+                        .order_by(Message.id.desc()).limit(1)).first()
+
+
+def ticket_events(*, session: Session, ticket_id: int) -> list[Event]:
+    return list(session.exec(select(Event).where(Event.ticket_id == ticket_id)
+                             .order_by(Event.at, Event.id)))
+
+
+def attachments_of(*, session: Session, message_ids: Iterable[int],
+                   with_data: bool = False) -> dict[int, list[Attachment]]:
+    ids = list(message_ids)
+    out: dict[int, list[Attachment]] = {i: [] for i in ids}
+    if not ids:
+        return out
+    q = select(Attachment).where(Attachment.message_row_id.in_(ids)).order_by(Attachment.id)
+    if not with_data:
+        q = q.options(defer(Attachment.data))
+    for a in session.exec(q):
+        out[a.message_row_id].append(a)
+    return out
+
+
+def message_text(*, session: Session, message_id: int) -> str:
+    return session.exec(select(Message.text).where(Message.id == message_id)).first() or ""
+
+
+# --- timers -----------------------------------------------------------------------------
+
+
+def open_tickets_page(*, session: Session, after_id: int, limit: int,
+                      workflows: Iterable[str] | None = None,
+                      quiet_since: dt.datetime | None = None,
+                      due_by: dt.date | None = None) -> list[tuple[Ticket, Project]]:
+    """Open (not closed, not deleted) tickets with ids above `after_id`, in id order: a
+    page of the timer scan. `workflows` limits it to projects on those workflows,
+    `quiet_since` to tickets without activity since then, `due_by` to tickets due on or
+    before that day."""
+    query = (select(Ticket, Project).join(Project, Project.id == Ticket.project_id)
+             .where(Ticket.id > after_id, Ticket.deleted_at.is_(None),
+                    Ticket.closed_at.is_(None)))
+    if workflows is not None:
+        query = query.where(Project.workflow.in_(sorted(workflows)))
+    if quiet_since is not None:
+        query = query.where(Ticket.updated_at <= quiet_since)
+    if due_by is not None:
+        query = query.where(Ticket.due_date.is_not(None), Ticket.due_date <= due_by)
+    return list(session.exec(query.order_by(Ticket.id).limit(limit)).all())
+
+
+def event_details(*, session: Session, numbers: Iterable[int], kind: str,
+                  ) -> dict[int, list[tuple[dt.datetime, str]]]:
+    """(time, detail) of each ticket's events of one kind: which reminders went out."""
+    numbers = sorted(set(numbers))
+    out: dict[int, list[tuple[dt.datetime, str]]] = {n: [] for n in numbers}
+    if not numbers:
+        return out
+    for ticket_id, at, detail in session.exec(select(Event.ticket_id, Event.at, Event.detail)
+                                              .where(Event.ticket_id.in_(numbers),
+                                                     Event.kind == kind)):
+        out[ticket_id].append((at, detail))
+    return out
