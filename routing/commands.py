@@ -18,7 +18,7 @@ does not care where the lines came from (a reply mail today, the command line la
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from routing.actors import Actor, ActorKind
@@ -101,7 +101,7 @@ class Plan:
     outcomes: tuple[Outcome, ...]
     before: TicketState
     after: TicketState            # equals `before` when nothing is applied
-    note: bool = False            # the mail is an internal note
+    note: bool = False            # the mail asked to be an internal note (/note)
     applied: bool = False
 
     @property
@@ -123,7 +123,8 @@ class Plan:
 
 def plan(commands: tuple[Command, ...], ticket: TicketState, actor: Actor,
          workflow: Workflow, world: World) -> Plan:
-    state, outcomes, note = ticket, [], False
+    state, outcomes = ticket, []
+    note = any(c.verb == "note" and not c.error for c in commands)
     for cmd in commands:
         if cmd.error:
             outcomes.append(Outcome(cmd, False, cmd.error))
@@ -138,19 +139,20 @@ def plan(commands: tuple[Command, ...], ticket: TicketState, actor: Actor,
             outcomes.append(Outcome(cmd, False, result))
             continue
         state, message = result
-        note = note or cmd.verb == "note"
         outcomes.append(Outcome(cmd, True, message, state))
     if not all(o.ok for o in outcomes):
-        outcomes = [o if not o.ok else replace(o, message="not applied: another command in "
-                                                          "this mail was refused")
+        outcomes = [o if not o.ok else Outcome(o.command, False, "not applied: another "
+                                               "command in this mail was refused")
                     for o in outcomes]
-        return Plan(tuple(outcomes), ticket, ticket, note=False, applied=False)
+        return Plan(tuple(outcomes), ticket, ticket, note=note, applied=False)
     return Plan(tuple(outcomes), ticket, state, note=note, applied=bool(outcomes))
 
 
 def refuse_all(commands: tuple[Command, ...], ticket: TicketState, reason: str) -> Plan:
-    """A plan that applies nothing, every line answered with `reason`."""
-    return Plan(tuple(Outcome(c, False, reason) for c in commands), ticket, ticket)
+    """A plan that applies nothing, every line answered with `reason`. A `/note` line still
+    keeps the mail internal: what was meant for colleagues never reaches a customer."""
+    note = any(c.verb == "note" and not c.error for c in commands)
+    return Plan(tuple(Outcome(c, False, reason) for c in commands), ticket, ticket, note=note)
 
 
 def _permission(verb: Verb, t: TicketState, actor: Actor, wf: Workflow) -> str:

@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import replace
 from typing import Any
 
-from routing.actors import Actor
+from routing.actors import Actor, ActorKind
 from routing.addresses import is_valid_address, normalize_address
 from routing.context import PRIORITY_NAMES, TicketState, World
 from routing.workflow import Workflow, customer_may_close, customer_may_reopen, may_move, slug
@@ -80,7 +80,9 @@ class Close(Verb):
                    or "an agent closes it"))
 
     def apply(self, value, t, wf, world, actor):
-        target = wf.close if t.status not in wf.customer_close_from else wf.customer_close
+        # a customer's /close confirms (customer_close); an agent's closes (close)
+        confirms = actor.kind == ActorKind.CUSTOMER and t.status in wf.customer_close_from
+        target = wf.customer_close if confirms else wf.close
         return replace(t, status=target), f"status is now {wf.status_label(target)}"
 
 
