@@ -30,5 +30,3 @@ def configure_logging(fmt: str = "console", level: str = "info") -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("mail.log").setLevel(logging.WARNING)
-    # mail-parser warns about every MIME type it does not extract; that is not news.
-    logging.getLogger("mailparser").setLevel(logging.ERROR)

@@ -4,7 +4,7 @@ Pure functions over strings. Nothing here looks anything up: whether a project k
 exists or a token is valid is decided later with the data gathered for that mail.
 
 The sender parser is deliberately stricter than `email.utils`: Python 3.11.7 lacks the
-fixes for CVE-2023-27043 and mail-parser and the stdlib can disagree on who sent
+fixes for CVE-2023-27043, and parsers can disagree on who sent
 `From: victim@client.example <attacker@evil.example>`. A From header that could be read
 two ways is reported as ambiguous and is never used to match a project or a ticket.
 """

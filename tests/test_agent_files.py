@@ -11,7 +11,7 @@ from email.policy import SMTP
 import pytest
 
 from mailgate.mail.compose import INLINE_LOGO_BYTES, attachments_to_send
-from mailgate.mail.parsing import ParsedAttachment
+from mailgate.mail.mime import ParsedAttachment
 from tests.support.harness import reply_to
 from tests.test_mail_commands import ANNA, CARLA, open_ticket, reply_address, show
 

@@ -2,51 +2,34 @@
 
 `parse_mail(raw, limits)` first checks in one linear pass that the bytes look like a
 mail and that the MIME tree is not a bomb (too many parts, too deep), then parses with
-mail-parser. Everything that comes out is one-line, control-free text or bytes:
-subjects and names are safe to put in headers, attachment names are safe to show and
-are never used as paths. A mail that cannot be parsed raises `ParseRejected` with a
-sentence an admin can read; the raw bytes stay untouched in the store either way.
-Runs in a worker process (see parse_pool), so it must not touch the database.
+the standard library's `email` package (compat32: it keeps what the sender wrote and
+never raises on odd input) and walks the tree (`mime.walk`). Everything that comes out
+is one-line, control-free text or bytes: subjects and names are safe to put in headers,
+attachment names are safe to show and are never used as paths. A mail that cannot be
+parsed raises `ParseRejected` with a sentence an admin can read; the raw bytes stay
+untouched in the store either way.
+Runs in a parse worker process (see edges.parse_pool), so it must not touch the database.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
-import email.header
+import email
 import email.parser
 import email.policy
 import email.utils
 import hashlib
-import logging
 import re
-import unicodedata
 from dataclasses import dataclass
 
-import mailparser
-
 from mailgate.mail.htmltext import html_to_text
+from mailgate.mail.mime import ParsedAttachment, walk
 from mailgate.mail.mimecheck import Limits, ParseRejected, check_mime_shape, looks_like_mail
+from mailgate.mail.text import clean_body, clean_text_line, decode_header_value
 from routing.addresses import Sender, clean_display_name, parse_address_list, parse_sender
 
-# mail-parser logs every odd MIME part at WARNING; the defects are recorded on the message.
-logging.getLogger("mailparser").setLevel(logging.ERROR)
-
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-_BIDI = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _MSGID = re.compile(r"<([^<>\s]{1,500})>")
 MAX_HEADERS_KEPT = 300
-
-
-@dataclass(frozen=True)
-class ParsedAttachment:
-    filename: str
-    content_type: str
-    size: int
-    sha256: str
-    content_id: str
-    data: bytes
 
 
 @dataclass(frozen=True)
@@ -97,30 +80,28 @@ def parse_mail(raw: bytes, limits: Limits | None = None) -> ParsedMail:
     problem = looks_like_mail(raw)
     if problem:
         raise ParseRejected(problem)
-    raw = raw.lstrip(b"\r\n")   # some clients and tools prepend blank lines; bytes stay stored
+    if raw[:1] in (b"\r", b"\n"):
+        raw = raw.lstrip(b"\r\n")   # some tools prepend blank lines; the stored bytes stay
     check_mime_shape(raw, limits)
     try:
-        parsed = mailparser.parse_from_bytes(raw)
+        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+        body = walk(msg)
     except RecursionError:
         raise ParseRejected("MIME structure nested too deeply to parse") from None
-    except mailparser.exceptions.MailParserError as exc:
-        raise ParseRejected(f"mail-parser refused the message: {exc}") from None
-    msg = parsed.message
     headers = _headers(msg)
     if not headers:
         raise ParseRejected("the message has no readable headers")
-    text_plain = "\n".join(t for t in parsed.text_plain if t)
-    html = "\n".join(t for t in parsed.text_html if t)
+    text_plain = "\n".join(t for t in body.text if t)
+    html = "\n".join(t for t in body.html if t)
     text = text_plain if text_plain.strip() else html_to_text(html)
     if (not text.strip() and msg.get_content_maintype() == "multipart"
             and isinstance(msg.get_payload(), str)):
         text = msg.get_payload()  # a multipart whose boundary never appears: keep the body
-    defects = _defects(parsed)
     return ParsedMail(
         message_id=_first_id(msg.get_all("Message-ID") or []),
         in_reply_to=_ids(msg.get_all("In-Reply-To") or [])[:10],
         references=_ids(msg.get_all("References") or [])[-50:],
-        subject=clean_text_line(str(parsed.subject or "")),
+        subject=decode_header_value(str(msg.get("Subject") or "")),
         sender=_sender(msg),
         to=tuple(parse_address_list(_strs(msg.get_all("To")))),
         cc=tuple(parse_address_list(_strs(msg.get_all("Cc")))),
@@ -128,9 +109,9 @@ def parse_mail(raw: bytes, limits: Limits | None = None) -> ParsedMail:
         date=_date(msg.get("Date")),
         text=clean_body(text),
         html=clean_body(html),
-        attachments=tuple(_attachments(parsed.attachments)),
+        attachments=tuple(body.attachments),
         headers=headers,
-        defects=defects,
+        defects=tuple(clean_text_line(d)[:300] for d in dict.fromkeys(body.defects))[:50],
         content_type=msg.get_content_type(),
         received_count=len(msg.get_all("Received") or []),
         dedup_key=content_key(raw),
@@ -160,27 +141,6 @@ def header_lines(raw: bytes, limit: int = MAX_HEADERS_KEPT) -> list[tuple[str, s
             for k, v in list(msg.items())[:limit]]
 
 
-def decode_header_value(value: str) -> str:
-    try:
-        decoded = str(email.header.make_header(email.header.decode_header(value)))
-    except (LookupError, ValueError, UnicodeError, binascii.Error):
-        decoded = value
-    return clean_text_line(decoded)
-
-
-def clean_text_line(value: str) -> str:
-    """One line of text: CR/LF and other controls become spaces; no bidi overrides."""
-    value = value.encode("utf-8", "replace").decode("utf-8")  # drop lone surrogates
-    value = _BIDI.sub("", _CONTROL.sub(" ", value.replace("\r", " ").replace("\n", " ")))
-    return re.sub(r"[ \t]+", " ", value).strip()
-
-
-def clean_body(text: str) -> str:
-    text = text.encode("utf-8", "replace").decode("utf-8")
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
-    return text
-
-
 def _ids(values) -> tuple[str, ...]:
     found: list[str] = []
     for value in _strs(values):
@@ -201,59 +161,6 @@ def _date(value) -> dt.datetime | None:
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     return d if d.tzinfo else d.replace(tzinfo=dt.UTC)
-
-
-def _defects(parsed) -> tuple[str, ...]:
-    out: list[str] = []
-    for entry in parsed.defects or []:
-        if isinstance(entry, dict):
-            for kind, items in entry.items():
-                out.extend(f"{kind}: {i}" for i in (items if isinstance(items, list) else [items]))
-        else:
-            out.append(str(entry))
-    return tuple(clean_text_line(d)[:300] for d in out[:50])
-
-
-def _attachments(items) -> list[ParsedAttachment]:
-    out = []
-    for n, item in enumerate(items, 1):
-        payload = item.get("payload") or ""
-        if item.get("binary"):
-            try:
-                data = base64.b64decode(payload)
-            except (binascii.Error, ValueError):
-                data = payload.encode("ascii", "replace")
-        else:
-            data = payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) \
-                else bytes(payload)
-        ctype = clean_text_line(str(item.get("mail_content_type") or "application/octet-stream"))
-        cid = clean_text_line(str(item.get("content-id") or "")).strip("<>")[:255]
-        raw_name = str(item.get("filename") or "")
-        if cid and raw_name.strip("<>") == cid:
-            raw_name = ""   # mail-parser uses the Content-ID as a name when there is none
-        out.append(ParsedAttachment(
-            filename=safe_filename(raw_name, ctype, n), content_type=ctype[:255],
-            size=len(data), sha256=hashlib.sha256(data).hexdigest(), content_id=cid, data=data))
-    return out
-
-
-_EXT = {"image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif", "text/plain": ".txt",
-        "application/pdf": ".pdf", "message/rfc822": ".eml", "text/html": ".html"}
-
-
-def safe_filename(name: str, content_type: str = "", n: int = 1) -> str:
-    """A display name that is no path, has no controls or bidi tricks, and is not too long."""
-    name = unicodedata.normalize("NFC", clean_text_line(name.replace("\x00", "")))
-    name = re.split(r"[/\\]", name)[-1]           # keep only the last path segment
-    name = name.replace(":", "_").strip(" .")
-    if not name:
-        return f"attachment-{n}{_EXT.get(content_type.lower(), '.bin')}"
-    stem, dot, ext = name.rpartition(".")
-    if not dot or len(ext) > 10:
-        stem, ext = name, ""
-    limit = 200 - len(ext.encode())
-    encoded = stem.encode("utf-8")[:limit].decode("utf-8", "ignore")
-    return f"{encoded}.{ext}" if ext else encoded
 
 
 _TRACE = re.compile(rb"(?im)^(received|return-path|delivered-to|x-original-to|"
