@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.smtp_ingest import corpus, free_port, peak_rss_mb  # noqa: E402
+from bench.common import corpus, free_port, peak_rss_mb  # noqa: E402
 from tests.support.imapserver import Dovecot  # noqa: E402
 
 

@@ -166,6 +166,9 @@ class ProcessingConfig:
     lease_seconds: float = field(default=120.0, metadata=_meta("", _positive))
     batch_size: int = field(default=32, metadata=_meta("mails decided in one transaction",
                                                         _positive))
+    # false: processing and sending run in a worker process of their own (both cores
+    # work, the SMTP side only accepts); true: threads of the serve process
+    in_process: bool = False
 
 
 @dataclass(frozen=True)

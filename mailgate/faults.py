@@ -34,6 +34,12 @@ def arm(spec: str) -> None:
             _armed[name.strip()] = action.strip() or "raise"
 
 
+def spec() -> str:
+    """What is armed in this process, as a spec another process can `arm`."""
+    with _lock:
+        return ",".join(f"{name}={action}" for name, action in _armed.items())
+
+
 def hit(name: str) -> None:
     if not _armed:
         return

@@ -11,6 +11,10 @@ raised as `StoreUnavailable`, a full disk as `StoreFull`, so the edges can answe
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
+import threading
+import time
 from collections.abc import Iterator
 
 from sqlalchemy import event
@@ -48,6 +52,103 @@ def classify_error(exc: BaseException) -> StoreUnavailable | None:
     return None
 
 
+class WriteGate:
+    """One writer at a time, urgent writers first.
+
+    SQLite has a single write lock; writers that queue on it through its busy handler
+    sleep in steps of up to 100 ms and wake in no particular order. Queuing here instead
+    hands the lock over at once: threads of one process queue on a condition, processes
+    queue on an flock of a file beside the database, which the kernel hands over the
+    moment it is free. Urgent writers (the spool: its client waits for 250) go first in
+    their process and announce themselves in a counter shared with the instance's other
+    processes, so a long writer there can `step_aside` between two pieces of its work.
+    """
+
+    def __init__(self, lock_path: str | None = None) -> None:
+        self._cond = threading.Condition()
+        self._busy = False
+        self._urgent_waiting = 0
+        self._lock_path = lock_path
+        self._fd: int | None = None
+        self._pid = 0
+        self.shared = None      # a multiprocessing.Value("i") for the whole instance
+
+    def urgent_waiting(self) -> bool:
+        return self._urgent_waiting > 0 or (self.shared is not None and self.shared.value > 0)
+
+    def _announce(self, delta: int) -> None:
+        if self.shared is not None:
+            with self.shared.get_lock():
+                self.shared.value += delta
+
+    @contextlib.contextmanager
+    def held(self, urgent: bool = False) -> Iterator[None]:
+        if urgent:
+            self._announce(1)
+        try:
+            self._enter(urgent)
+        finally:
+            if urgent:
+                self._announce(-1)
+        try:
+            yield
+        finally:
+            self._leave()
+
+    def _enter(self, urgent: bool) -> None:
+        with self._cond:
+            if urgent:
+                self._urgent_waiting += 1
+            try:
+                while self._busy or (not urgent and self._urgent_waiting):
+                    self._cond.wait()
+            finally:
+                if urgent:
+                    self._urgent_waiting -= 1
+            self._busy = True
+        fd = self._file()
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except BaseException:
+                self._release_local()
+                raise
+
+    def _leave(self) -> None:
+        fd = self._file()
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        self._release_local()
+
+    def _release_local(self) -> None:
+        with self._cond:
+            self._busy = False
+            self._cond.notify_all()
+
+    def step_aside(self) -> None:
+        """Let the urgent writers that wait go first, then take the lock back (called
+        by a holder between two pieces of work, after committing)."""
+        self._leave()
+        deadline = time.monotonic() + 5.0
+        while self.shared is not None and self.shared.value > 0 \
+                and time.monotonic() < deadline:
+            time.sleep(0.0005)   # until the waiter holds the lock; then we queue behind it
+        self._enter(urgent=False)
+
+    def _file(self) -> int | None:
+        # opened lazily, and again after a fork: an flock belongs to the open file
+        if self._lock_path is None:
+            return None
+        if self._fd is None or self._pid != os.getpid():
+            old = os.umask(0o077)
+            try:
+                self._fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            finally:
+                os.umask(old)
+            self._pid = os.getpid()
+        return self._fd
+
+
 class Database:
     def __init__(self, url: str, *, busy_timeout: float = 5.0, echo: bool = False,
                  pool_size: int = 5) -> None:
@@ -60,16 +161,34 @@ class Database:
                 url, echo=echo, connect_args={"timeout": busy_timeout,
                                               "check_same_thread": False})
             _tune_sqlite(self.engine, busy_timeout)
+            path = parsed.database
+            self.gate: WriteGate | None = WriteGate(
+                f"{path}-writelock" if path and path != ":memory:" else None)
         else:
             self.engine = create_engine(
                 url, echo=echo, pool_pre_ping=True, pool_size=pool_size, max_overflow=5,
                 pool_timeout=busy_timeout, connect_args={"connect_timeout": 5})
+            self.gate = None   # PostgreSQL locks rows, not the database
         self.write_engine = self.engine.execution_options(mailgate_write=True)
 
     @contextlib.contextmanager
-    def unit(self, *, write: bool = True) -> Iterator[Session]:
-        """A transaction: committed when the block ends, rolled back if it raises."""
-        engine = self.write_engine if write else self.engine
+    def unit(self, *, write: bool = True, urgent: bool = False) -> Iterator[Session]:
+        """A transaction: committed when the block ends, rolled back if it raises.
+        `urgent` write units (storing mail a sender waits for) go first on SQLite."""
+        if write and self.gate is not None:
+            with self.gate.held(urgent):
+                yield from self._unit(self.write_engine)
+                return
+        yield from self._unit(self.write_engine if write else self.engine)
+
+    def step_aside(self, session: Session) -> None:
+        """Inside a long write unit: if an urgent writer waits, commit what is done and
+        let it go first (SQLite); the unit then goes on in a new transaction."""
+        if self.gate is not None and self.gate.urgent_waiting():
+            session.commit()
+            self.gate.step_aside()
+
+    def _unit(self, engine) -> Iterator[Session]:
         session = Session(engine, expire_on_commit=False)
         try:
             yield session

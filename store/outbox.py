@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import case, func, insert, or_, text, update
+from sqlalchemy import bindparam, case, func, or_, text, update
 from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
@@ -21,9 +21,24 @@ _COUNTED = (OutboxState.PENDING, OutboxState.SENDING, OutboxState.SENT, OutboxSt
             OutboxState.BOUNCED)   # everything but dropped mail went (or goes) out
 
 
+_OUTBOX = Outbox.__table__
+_RECORD = (update(_OUTBOX).where(_OUTBOX.c.id == bindparam("b_id"))
+           .values({c: bindparam(f"b_{c}") for c in (
+               "attempts", "lease_until", "last_error", "state", "sent_at", "next_attempt_at",
+               "raw", "subject")}))
+
+
 def insert_mails(*, session: Session, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
-        session.execute(insert(Outbox), list(rows))
+        session.connection().execute(_OUTBOX.insert(), list(rows))
+
+
+def record_attempts(*, session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Write back delivery attempts: dicts with id, attempts, lease_until, last_error,
+    state, sent_at, next_attempt_at, raw, subject (one statement for all)."""
+    if rows:
+        session.connection().execute(_RECORD, [{f"b_{k}": v for k, v in r.items()}
+                                               for r in rows])
 
 
 def sent_message_ids(*, session: Session, msgids: Iterable[str]) -> frozenset[str]:
@@ -120,6 +135,11 @@ def claim_outbox(*, session: Session, now: dt.datetime, lease: dt.timedelta,
         session.execute(update(Outbox).where(Outbox.id.in_(ids))
                         .values(state=OutboxState.SENDING, lease_until=now + lease))
     return ids
+
+
+def rows_by_id(*, session: Session, ids: Sequence[int]) -> list[Outbox]:
+    return list(session.exec(select(Outbox).where(Outbox.id.in_(list(ids)))
+                             .order_by(Outbox.next_attempt_at, Outbox.id)))
 
 
 def outbox_rows(*, session: Session, state: str | None = None, limit: int = 1000) -> list[Outbox]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import or_
+from sqlalchemy import bindparam, or_, update
 from sqlmodel import Session, select
 
 from store.models import Agent, AgentProject, Contact, ContactProject, Project
@@ -132,3 +132,39 @@ def agent_ids(*, session: Session, emails: Iterable[str]) -> dict[str, int]:
     if not emails:
         return {}
     return dict(session.exec(select(Agent.email, Agent.id).where(Agent.email.in_(emails))).all())
+
+
+_CONTACTS = Contact.__table__
+_INSERT_CONTACT = _CONTACTS.insert().returning(_CONTACTS.c.id)
+_FIND_CONTACT = select(_CONTACTS.c.id, _CONTACTS.c.name).where(
+    _CONTACTS.c.email == bindparam("email"))
+
+
+def contact_row(*, session: Session, email: str, name: str = "") -> tuple[int, str]:
+    """(id, name) of the contact with this address, made if it is new (Core: hot path)."""
+    conn = session.connection()
+    row = conn.execute(_FIND_CONTACT, {"email": email}).first()
+    if row is None:
+        return conn.execute(_INSERT_CONTACT, {"email": email, "name": name}).scalar_one(), name
+    if name and not row.name:
+        conn.execute(update(_CONTACTS).where(_CONTACTS.c.id == row.id), {"name": name})
+        return row.id, name
+    return row.id, row.name
+
+
+_LINKS = ContactProject.__table__
+_FIND_LINK = select(_LINKS.c.contact_id).where(_LINKS.c.contact_id == bindparam("c"),
+                                               _LINKS.c.project_id == bindparam("p"))
+
+
+def link_contact(*, session: Session, contact_id: int, project_id: int) -> bool:
+    """Register a contact to a project; False if it already was (Core: hot path)."""
+    conn = session.connection()
+    if conn.execute(_FIND_LINK, {"c": contact_id, "p": project_id}).first() is not None:
+        return False
+    conn.execute(_LINKS.insert(), {"contact_id": contact_id, "project_id": project_id})
+    return True
+
+
+def project_ids(*, session: Session) -> dict[str, int]:
+    return dict(session.exec(select(Project.slug, Project.id)).all())

@@ -18,3 +18,12 @@ def set_setting(*, session: Session, key: str, value: str) -> None:
         session.add(Setting(key=key, value=value))
     else:
         row.value = value
+
+
+def bump(*, session: Session, key: str) -> None:
+    """Count a change (a version others compare against)."""
+    row = session.get(Setting, key)
+    if row is None:
+        session.add(Setting(key=key, value="1"))
+    else:
+        row.value = str(int(row.value or 0) + 1)

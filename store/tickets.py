@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, update
+from sqlalchemy import delete, func, or_, update
 from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
@@ -109,20 +109,27 @@ def tickets_of_sender(*, session: Session, email: str, limit: int = 500) -> tupl
 # --- writes -------------------------------------------------------------------------------
 
 
+# Statements built once: executed with parameters on the session's connection, they are
+# compiled once and cached, which is most of the cost of a small insert.
+_TICKETS, _MESSAGES = Ticket.__table__, Message.__table__
+_INSERT_TICKET = _TICKETS.insert().returning(_TICKETS.c.id)
+_INSERT_MESSAGE = _MESSAGES.insert().returning(_MESSAGES.c.id)
+
+
 def insert_ticket(*, session: Session, values: dict[str, Any]) -> int:
-    return session.execute(insert(Ticket).values(**values).returning(Ticket.id)).scalar_one()
+    return session.connection().execute(_INSERT_TICKET, values).scalar_one()
 
 
 def update_ticket(*, session: Session, number: int, values: dict[str, Any]) -> None:
-    session.execute(update(Ticket).where(Ticket.id == number).values(**values))
+    session.connection().execute(update(_TICKETS).where(_TICKETS.c.id == number), values)
 
 
 def insert_message(*, session: Session, values: dict[str, Any]) -> int:
-    return session.execute(insert(Message).values(**values).returning(Message.id)).scalar_one()
+    return session.connection().execute(_INSERT_MESSAGE, values).scalar_one()
 
 
 def update_message(*, session: Session, message_id: int, values: dict[str, Any]) -> None:
-    session.execute(update(Message).where(Message.id == message_id).values(**values))
+    session.connection().execute(update(_MESSAGES).where(_MESSAGES.c.id == message_id), values)
 
 
 def message_msgid(*, session: Session, message_id: int) -> str:
@@ -132,16 +139,16 @@ def message_msgid(*, session: Session, message_id: int) -> str:
 def insert_rows(*, session: Session, model, rows: Sequence[dict[str, Any]]) -> None:
     """Plain bulk insert (one executemany) of dicts into `model`'s table."""
     if rows:
-        session.execute(insert(model), list(rows))
+        session.connection().execute(model.__table__.insert(), list(rows))
 
 
 def add_ticket_contacts(*, session: Session, ticket_id: int,
-                        contacts: Sequence[tuple[int, str]]) -> None:
-    """Put (contact id, role) on a ticket unless already there."""
+                        contacts: Sequence[tuple[int, str]], new: bool = False) -> None:
+    """Put (contact id, role) on a ticket unless already there (`new`: nobody is)."""
     if not contacts:
         return
-    have = set(session.exec(select(TicketContact.contact_id)
-                            .where(TicketContact.ticket_id == ticket_id)))
+    have = set() if new else set(session.exec(select(TicketContact.contact_id)
+                                              .where(TicketContact.ticket_id == ticket_id)))
     rows = [{"ticket_id": ticket_id, "contact_id": cid, "role": role}
             for cid, role in dict(contacts).items() if cid not in have]
     insert_rows(session=session, model=TicketContact, rows=rows)
@@ -158,7 +165,8 @@ def remove_ticket_contacts(*, session: Session, ticket_id: int, emails: Iterable
 
 def add_thread_ref(*, session: Session, msgid: str, ticket_id: int) -> None:
     if msgid:
-        session.add(ThreadRef(msgid=msgid, ticket_id=ticket_id))
+        insert_rows(session=session, model=ThreadRef, rows=[{"msgid": msgid,
+                                                             "ticket_id": ticket_id}])
 
 
 # --- reading for people (CLI) ---------------------------------------------------------------

@@ -44,14 +44,22 @@ def site(tmp_path, relay):
         def __init__(self) -> None:
             self.procs: list[subprocess.Popen] = []
 
-        def serve(self, faults: str = "") -> subprocess.Popen:
+        def serve(self, faults: str = "", conf: Path = config) -> subprocess.Popen:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "mailgate", "--config", str(config), "serve"],
+                [sys.executable, "-m", "mailgate", "--config", str(conf), "serve"],
                 env=env | ({"MAILGATE_FAULTS": faults} if faults else {}),
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
             assert "SMTP on" in proc.stdout.readline()
             self.procs.append(proc)
             return proc
+
+        def one_process(self) -> Path:
+            """The same site with processing as threads of the serve process."""
+            text = config.read_text().replace("[processing]\n",
+                                              "[processing]\nin_process = true\n")
+            path = tmp_path / "one-process.toml"
+            path.write_text(text)
+            return path
 
         def rows(self) -> list[tuple[str, str]]:
             with sqlite3.connect(self.db) as conn:
@@ -124,12 +132,26 @@ def test_kill_after_commit_before_250_collapses_the_retry_into_one_ticket(site, 
 
 
 def test_kill_after_250_before_routing_routes_exactly_once_after_restart(site, relay):
-    proc = site.serve("pipeline.before_parse=kill")
+    """kill -9 of the whole daemon (processing in the serve process itself)."""
+    proc = site.serve("pipeline.before_parse=kill", conf=site.one_process())
     site.send(make_mail(sender=CARLA, subject="Angenommen"))   # 250: it is ours now
     proc.wait(10)
     assert site.rows()[0][0] in ("pending", "processing")
     site.serve()                                       # the lease runs out, it is taken up
     site.wait(lambda: site.rows()[0][0] == "done")
+    assert site.tickets() == 1
+    relay.wait_for(CARLA)
+    time.sleep(0.5)
+    assert len(relay.to(CARLA)) == 1
+
+
+def test_a_killed_worker_is_started_again_and_its_mail_routed_once(site, relay):
+    """kill -9 of the worker process mid-batch: the serve process starts a new one, which
+    takes the mail up when its lease runs out."""
+    proc = site.serve("pipeline.before_parse=kill")
+    site.send(make_mail(sender=CARLA, subject="Angenommen"))   # 250: it is ours now
+    site.wait(lambda: site.rows()[0][0] == "done")
+    assert proc.poll() is None                         # the serve process never went down
     assert site.tickets() == 1
     relay.wait_for(CARLA)
     time.sleep(0.5)

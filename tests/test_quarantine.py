@@ -37,10 +37,14 @@ def test_bytes_that_are_no_mail_are_quarantined_with_the_reason(h):
     assert raw == junk                                    # byte-identical
 
 
-def test_a_mail_that_keeps_crashing_is_parked_and_retry_works_after_the_fix(h):
+def test_a_mail_that_keeps_crashing_is_parked_and_retry_works_after_the_fix(harness_factory,
+                                                                            sqlite_url):
     raw = make_mail(sender="carla@client.example", subject="poison")
-    faults.arm("pipeline.before_commit=raise")
+    faults.arm("pipeline.before_commit=raise")   # the worker process starts with it armed
     try:
+        h = harness_factory(sqlite_url, processing={"max_attempts": 2}).start()
+        assert h.cli("project", "add", "acme", "--name", "A",
+                     "--customer", "carla@client.example").code == 0
         h.send(raw)
         # Two attempts (max_attempts = 2), with backoff in between; speed up the wait.
         deadline_rows = _wait_state(h, "quarantined", timeout=120)

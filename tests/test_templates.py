@@ -63,7 +63,9 @@ def test_an_override_replaces_the_shipped_template(harness_factory, sqlite_url, 
 
 def test_each_processed_mail_logs_one_event_with_its_decision(harness_factory, sqlite_url,
                                                               capsys):
-    h = harness_factory(sqlite_url, log={"level": "info", "format": "json"}).start()
+    # the event is written by the ingest handler: run it in this process to capture it
+    h = harness_factory(sqlite_url, log={"level": "info", "format": "json"},
+                        processing={"in_process": True}).start()
     h.send(make_mail(sender="stranger@else.example", subject="Wer bin ich"))
     h.settle()
     h.stop()

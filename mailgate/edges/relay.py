@@ -12,6 +12,7 @@ failed with the relay's answer, and mail that could not be delivered for
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import smtplib
 import socket
@@ -23,12 +24,30 @@ from sqlalchemy import update
 from mailgate import faults
 from mailgate.bootstrap import App
 from mailgate.config import OutboundConfig, read_secret_file
-from mailgate.handlers.notify import compose_queued
+from mailgate.handlers.notify import Composed, compose_queued
 from store import outbox
 from store.db import StoreUnavailable
 from store.models import Outbox, OutboxState
 
 LEASE = dt.timedelta(minutes=5)
+
+
+RECORD_EVERY = 16   # results written back per commit
+
+
+@dataclass(frozen=True)
+class _Mail:
+    id: int
+    mail_from: str
+    rcpt: str
+    raw: bytes
+    attempts: int
+    created: dt.datetime
+    subject: str = ""
+    last_error: str = ""
+    next_attempt_at: dt.datetime | None = None
+    composed: Composed | None = None
+    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -117,85 +136,107 @@ class OutboxSender:
                                        limit=self.cfg.batch_size)
 
     def run_due(self) -> list[Delivery]:
-        """Send everything due now over one connection; returns what happened to each."""
+        """Send everything due now over one connection; returns what happened to each.
+
+        The batch is read in one query and composed outside any write lock; results
+        are written back a chunk at a time (one commit per chunk, not per mail)."""
         try:
             ids = self.claim()
         except StoreUnavailable:
             return []
         if not ids:
             return []
+        mails = self._load(ids)
         relay = Relay(self.cfg)
         results: list[Delivery] = []
+        pending: list[tuple[_Mail, Delivery]] = []
         try:
-            for i, outbox_id in enumerate(ids):
-                result = self._deliver(relay, outbox_id)
+            for i, mail in enumerate(mails):
+                result = self._deliver(relay, mail)
                 results.append(result)
+                pending.append((mail, result))
                 if result.state == OutboxState.PENDING and result.detail.startswith("connect:"):
                     # The relay is unreachable: put the rest back without an attempt.
-                    self._release(ids[i + 1:])
+                    self._release([m.id for m in mails[i + 1:]])
                     break
+                if len(pending) >= RECORD_EVERY:
+                    self._record(pending)
+                    pending = []
         finally:
             relay.close()
+            if pending:
+                self._record(pending)
         return results
 
-    def _deliver(self, relay: Relay, outbox_id: int) -> Delivery:
-        composed = None
+    def _load(self, ids: list[int]) -> list[_Mail]:
+        """The claimed rows, each with its bytes (composed now if it has none yet)."""
+        out = []
         with self.app.db.unit(write=False) as session:
-            row = session.get(Outbox, outbox_id)
-            mail_from, rcpt, raw, attempts = row.mail_from, row.rcpt, row.raw, row.attempts
-            created = row.created_at
-            if not raw:
-                try:
-                    composed = compose_queued(session, self.app, row)
-                except Exception as exc:   # a template that cannot render: the admin's to fix
-                    self.app.log.exception("mail not composed", outbox=outbox_id)
-                    return self._record(outbox_id, attempts, created, OutboxState.FAILED,
-                                        f"cannot compose: {type(exc).__name__}: {exc}")
-                raw = composed.raw
+            for row in outbox.rows_by_id(session=session, ids=ids):
+                mail = _Mail(row.id, row.mail_from, row.rcpt, row.raw, row.attempts,
+                             row.created_at, row.subject, row.last_error, row.next_attempt_at)
+                if not row.raw:
+                    try:
+                        composed = compose_queued(session, self.app, row)
+                        mail = dataclasses.replace(mail, raw=composed.raw, composed=composed)
+                    except Exception as exc:   # a template that cannot render: the admin's
+                        self.app.log.exception("mail not composed", outbox=row.id)
+                        mail = dataclasses.replace(
+                            mail, error=f"cannot compose: {type(exc).__name__}: {exc}")
+                out.append(mail)
+        return out
+
+    def _deliver(self, relay: Relay, mail: _Mail) -> Delivery:
+        if mail.error:
+            return Delivery(mail.id, OutboxState.FAILED, mail.error)
         try:
             if relay.conn is None:
                 try:
                     relay.open()
                 except (OSError, smtplib.SMTPException) as exc:
                     state, detail = classify_smtp_error(exc)
-                    return self._record(outbox_id, attempts, created, state,
-                                        f"connect: {detail}", composed)
+                    return Delivery(mail.id, state, f"connect: {detail}")
             faults.hit("outbox.before_send")
-            relay.send(mail_from, rcpt, raw)
+            relay.send(mail.mail_from, mail.rcpt, mail.raw)
             faults.hit("outbox.after_send")
         except (smtplib.SMTPException, OSError) as exc:
             relay.close()
             state, detail = classify_smtp_error(exc)
-            return self._record(outbox_id, attempts, created, state, detail, composed)
-        return self._record(outbox_id, attempts, created, OutboxState.SENT, "", composed)
+            return Delivery(mail.id, state, detail)
+        return Delivery(mail.id, OutboxState.SENT, "")
 
-    def _record(self, outbox_id: int, attempts: int, created: dt.datetime, state: str,
-                detail: str, composed=None) -> Delivery:
+    def _record(self, done: list[tuple[_Mail, Delivery]]) -> None:
         now = self.app.now()
-        attempts += 1
-        values: dict = {"attempts": attempts, "lease_until": None}
-        if composed is not None:
-            values.update(raw=composed.raw, subject=composed.subject[:2000])
-        if detail:
-            values["last_error"] = detail
-        if state == OutboxState.SENT:
+        with self.app.db.unit() as session:
+            outbox.record_attempts(session=session,
+                                   rows=[self._values(m, r, now) for m, r in done])
+        for mail, result in done:
+            log = self.app.log.bind(outbox=mail.id)
+            if result.state == OutboxState.SENT:
+                log.info("mail sent", attempts=mail.attempts + 1)
+            else:
+                log.warning("mail not sent", state=result.state, error=result.detail,
+                            attempts=mail.attempts + 1)
+
+    def _values(self, mail: _Mail, result: Delivery, now: dt.datetime) -> dict:
+        """Every column `record_attempts` writes, for one mail."""
+        attempts = mail.attempts + 1
+        values: dict = {"id": mail.id, "attempts": attempts, "lease_until": None,
+                        "last_error": result.detail or mail.last_error, "sent_at": None,
+                        "next_attempt_at": mail.next_attempt_at, "raw": mail.raw,
+                        "subject": (mail.composed.subject if mail.composed
+                                    else mail.subject)[:2000]}
+        if result.state == OutboxState.SENT:
             values.update(state=OutboxState.SENT, sent_at=now)
-        elif state == OutboxState.FAILED:
+        elif result.state == OutboxState.FAILED:
             values.update(state=OutboxState.FAILED)
-        elif now - created > dt.timedelta(hours=self.cfg.give_up_after_hours):
-            state = OutboxState.FAILED
-            values.update(state=OutboxState.FAILED,
-                          last_error=f"gave up after {attempts} attempts; last error: {detail}")
+        elif now - mail.created > dt.timedelta(hours=self.cfg.give_up_after_hours):
+            values.update(state=OutboxState.FAILED, last_error=f"gave up after {attempts} "
+                                                               f"attempts; last error: "
+                                                               f"{result.detail}")
         else:
             values.update(state=OutboxState.PENDING, next_attempt_at=now + self.backoff(attempts))
-        with self.app.db.unit() as session:
-            session.execute(update(Outbox).where(Outbox.id == outbox_id).values(**values))
-        log = self.app.log.bind(outbox=outbox_id)
-        if state == OutboxState.SENT:
-            log.info("mail sent", attempts=attempts)
-        else:
-            log.warning("mail not sent", state=state, error=detail, attempts=attempts)
-        return Delivery(outbox_id, state, detail)
+        return values
 
     def _release(self, ids: list[int]) -> None:
         if not ids:

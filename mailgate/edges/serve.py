@@ -1,4 +1,5 @@
-"""The `serve` process: SMTP listener, processing loop, outbox loop and timed jobs.
+"""The `serve` process: SMTP listener, spool, timed jobs, and the worker that processes
+and sends (see `edges.workers`).
 
 `Daemon.start()` returns only when the SMTP port answers, and re-raises start-up errors.
 `Daemon.stop()` shuts down in the order that loses nothing: refuse new connections
@@ -10,17 +11,15 @@ on its own event loop in a background thread: that is how tests run it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import threading
 
 from mailgate.bootstrap import App
 from mailgate.edges.imap import MailboxFetcher
-from mailgate.edges.parse_pool import InlineParser, ParsePool
 from mailgate.edges.relay import OutboxSender
 from mailgate.edges.smtp import IngestHandler, SmtpListener, tls_context
 from mailgate.edges.spool import Spool
-from mailgate.handlers.ingest import Ingest
+from mailgate.edges.workers import Loops, WorkerProcess, make_parser
 from mailgate.handlers.timers import run_reminders, run_timers
 from scheduler.jobs import Job, build_scheduler
 
@@ -31,15 +30,10 @@ class Daemon:
         cfg = app.config
         self.loop: asyncio.AbstractEventLoop | None = None
         self.spool = Spool(app.db, on_commit=lambda _ids: self.wake_processor())
-        if cfg.processing.parse_workers > 0:
-            self.parser: ParsePool | InlineParser = ParsePool(
-                cfg.processing.parse_workers, app.limits,
-                timeout=cfg.processing.parse_timeout_seconds,
-                memory_mb=cfg.processing.parse_memory_mb)
+        if cfg.processing.in_process:
+            self.work: Loops | WorkerProcess = Loops(app, make_parser(app))
         else:
-            self.parser = InlineParser(app.limits)
-        self.ingest = Ingest(app, self.parser)
-        self.sender = OutboxSender(app)
+            self.work = WorkerProcess(app)
         handler = IngestHandler(app.recipient_rules, self.spool,
                                 max_recipients=cfg.smtp.max_recipients,
                                 max_received=cfg.smtp.max_received_headers)
@@ -51,52 +45,38 @@ class Daemon:
                                  tls_context=tls_context(cfg.smtp.tls_cert_file,
                                                          cfg.smtp.tls_key_file),
                                  require_tls=cfg.smtp.require_tls)
-        self._process_wake: asyncio.Event | None = None
-        self._send_wake: asyncio.Event | None = None
-        self._stopping: asyncio.Event | None = None
-        self._tasks: list[asyncio.Task] = []
         self.scheduler = None
         self.address: tuple[str, int] | None = None
         self.fetchers = [MailboxFetcher(app, box, on_stored=lambda _ids: self.wake_processor())
                          for box in cfg.imap]
 
-    # --- wake-ups (thread-safe) ---------------------------------------------------------
-
-    def _set_threadsafe(self, event: asyncio.Event | None) -> None:
-        if self.loop is not None and event is not None and not self.loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                self.loop.call_soon_threadsafe(event.set)
+    @property
+    def ingest(self):
+        """The ingest handler, when it runs in this process (`in_process = true`)."""
+        return self.work.ingest if isinstance(self.work, Loops) else None
 
     def wake_processor(self) -> None:
-        self._set_threadsafe(self._process_wake)
+        self.work.wake_processor()
 
     def wake_sender(self) -> None:
-        self._set_threadsafe(self._send_wake)
+        self.work.wake_sender()
 
     # --- life cycle ---------------------------------------------------------------------
 
     async def start(self) -> tuple[str, int]:
         self.loop = asyncio.get_running_loop()
-        self._process_wake = asyncio.Event()
-        self._send_wake = asyncio.Event()
-        self._stopping = asyncio.Event()
-        if isinstance(self.parser, ParsePool):
-            await asyncio.to_thread(self.parser.start)
+        await asyncio.to_thread(self.work.start)
         self.spool.start()
         try:
             self.address = await self.smtp.start()
         except BaseException:
             self.spool.stop()
-            self.parser.close()
+            await asyncio.to_thread(self.work.stop)
             raise
-        self._tasks = [asyncio.create_task(self._process_loop(), name="process"),
-                       asyncio.create_task(self._send_loop(), name="send")]
         self.scheduler = build_scheduler(self.loop, self.jobs(), on_error=self._job_failed)
         self.scheduler.start()
         for fetcher in self.fetchers:
             fetcher.start()
-        self._process_wake.set()
-        self._send_wake.set()
         self.app.log.info("mailgate listening", smtp=f"{self.address[0]}:{self.address[1]}",
                           database=self.app.db.describe(),
                           relay=f"{self.app.config.outbound.host}:"
@@ -104,6 +84,8 @@ class Daemon:
         return self.address
 
     async def stop(self) -> None:
+        """Refuse new connections (421), let sessions in DATA finish, flush the spool,
+        let the batch being processed and the mail being sent finish."""
         timeout = self.app.config.smtp.shutdown_timeout_seconds
         cut = await self.smtp.drain(timeout)
         await self.smtp.close()
@@ -114,67 +96,35 @@ class Daemon:
         for fetcher in self.fetchers:
             await asyncio.to_thread(fetcher.stop)
         await asyncio.to_thread(self.spool.stop)
-        self._stopping.set()
-        self._process_wake.set()
-        self._send_wake.set()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await asyncio.to_thread(self.parser.close)
+        await asyncio.to_thread(self.work.stop)
         self.app.log.info("mailgate stopped", sessions_cut=cut)
 
     # --- timed jobs ---------------------------------------------------------------------
 
     def jobs(self) -> list[Job]:
         app = self.app
+        sender = OutboxSender(app)
 
         def timers() -> None:
             now = app.now()
             run_timers(app, now=now)
             run_reminders(app, now=now)
 
-        return [
+        jobs = [
             # Mail stored by other processes (`mailgate ingest`, another instance) and
             # retries whose backoff has passed are picked up by these wake-ups.
             Job("process-poll", app.config.processing.poll_seconds, self.wake_processor),
             Job("outbox-retry", 10, self.wake_sender),
             Job("workflow-timers", 900, timers, blocking=True, after=self.wake_sender),
-            Job("outbox-compact", 3600, self.sender.compact, blocking=True),
+            Job("outbox-compact", 3600, sender.compact, blocking=True),
         ]
+        if isinstance(self.work, WorkerProcess):
+            jobs.append(Job("worker-watch", 2, self.work.watch, blocking=True))
+        return jobs
 
     def _job_failed(self, name: str, exc: BaseException) -> None:
-        self.app.log.error("timed job failed", job=name, error=f"{type(exc).__name__}: {exc}"
-                           [:300])
-
-    # --- loops --------------------------------------------------------------------------
-
-    async def _wait(self, event: asyncio.Event, timeout: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout)
-        event.clear()
-
-    async def _process_loop(self) -> None:
-        poll = self.app.config.processing.poll_seconds
-        while not self._stopping.is_set():
-            try:
-                ids = await asyncio.to_thread(self.ingest.claim)
-            except Exception as exc:
-                self.app.log.error("cannot claim inbound mail", error=str(exc)[:300])
-                ids = []
-            if ids:
-                results = await asyncio.to_thread(self.ingest.run, ids)
-                if any(r.queued for r in results):
-                    self.wake_sender()
-            else:
-                await self._wait(self._process_wake, poll)
-
-    async def _send_loop(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                results = await asyncio.to_thread(self.sender.run_due)
-            except Exception as exc:
-                self.app.log.error("outbox run failed", error=str(exc)[:300])
-                results = []
-            if not results:
-                await self._wait(self._send_wake, 5.0)
+        self.app.log.error("timed job failed", job=name,
+                           error=f"{type(exc).__name__}: {exc}"[:300])
 
 
 class DaemonThread:

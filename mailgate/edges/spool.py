@@ -42,7 +42,7 @@ class Arrival:
 
 def store_arrivals(db: Database, arrivals: list[Arrival]) -> list[int]:
     """Insert and commit in one transaction; returns the row ids in order."""
-    with db.unit() as session:
+    with db.unit(urgent=True) as session:
         keys = [a.imap_key for a in arrivals if a.imap_key]
         existing = {}
         if keys:

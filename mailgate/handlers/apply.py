@@ -22,7 +22,7 @@ from mailgate.mail.parsing import ParsedMail
 from mailgate.mail.variables import project_vars, ticket_vars
 from routing.actors import Person
 from routing.addresses import plus_address
-from routing.context import ProjectInfo, Site, TicketContext
+from routing.context import Site, TicketContext
 from routing.effects import Audience, Direction, Effects, MailIntent
 from store import outbox, people, tickets
 from store.models import Attachment, Event, OutboxState, ThreadRef
@@ -67,7 +67,8 @@ def apply_effects(session: Session, app: App, effects: Effects, *, site: Site,
             {"ticket_id": ticket_id, "at": now, "actor": e.actor[:254], "kind": e.kind[:40],
              "old": e.old, "new": e.new, "status": status, "detail": e.detail[:2000]}
             for e in effects.events])
-    queued = _queue(session, app, effects, ctx, site, now, message_row, batch)
+    files = message_row if source is not None and source.mail.attachments else None
+    queued = _queue(session, app, effects, ctx, site, now, files, batch)
     if effects.bounce is not None:
         _bounced(session, effects, now)
     if batch is not None and ctx is not None:
@@ -90,24 +91,24 @@ def _bounced(session: Session, effects: Effects, now: dt.datetime) -> None:
 def _open(session: Session, app: App, effects: Effects, site: Site, now: dt.datetime,
           source: Source | None, batch: Batch | None) -> TicketContext:
     o = effects.open
-    project = people.project_by_slug(session=session, slug=o.project)
-    contact = people.ensure_contact(session=session, email=o.requester.email,
-                                    name=o.requester.name)
-    if o.link_contact and people.link_contact_project(session=session, contact=contact,
-                                                      project=project) and batch is not None:
-        batch.sender_projects[contact.email] = tuple(sorted(
-            {*batch.sender_projects.get(contact.email, ()), project.slug}))
+    info = site.projects[o.project]
+    project_id = (batch.project_ids if batch is not None
+                  else people.project_ids(session=session))[o.project]
+    contact, name = people.contact_row(session=session, email=o.requester.email,
+                                       name=o.requester.name)
+    if o.link_contact and people.link_contact(session=session, contact_id=contact,
+                                              project_id=project_id) and batch is not None:
+        batch.sender_projects[o.requester.email] = tuple(sorted(
+            {*batch.sender_projects.get(o.requester.email, ()), o.project}))
     number = tickets.insert_ticket(session=session, values={
-        "project_id": project.id, "subject": o.subject, "status": o.status, "priority": 2,
-        "requester_id": contact.id, "created_at": now, "updated_at": now,
+        "project_id": project_id, "subject": o.subject, "status": o.status, "priority": 2,
+        "requester_id": contact, "created_at": now, "updated_at": now,
         "status_changed_at": now})
     tickets.add_ticket_contacts(session=session, ticket_id=number,
-                                contacts=[(contact.id, "requester")])
+                                contacts=[(contact, "requester")], new=True)
     state = dataclasses.replace(effects.after, number=number)
-    info = ProjectInfo(project.slug, project.name, project.key, project.workflow)
-    return TicketContext(state, o.subject, info, site.workflow_of(project.slug),
-                         (Person(contact.email, contact.name or o.requester.name),),
-                         updated=now)
+    return TicketContext(state, o.subject, info, site.workflow_of(o.project),
+                         (Person(o.requester.email, name or o.requester.name),), updated=now)
 
 
 def _store_message(session: Session, effects: Effects, ticket_id: int | None,
@@ -157,19 +158,17 @@ def _update_ticket(session: Session, ctx: TicketContext, effects: Effects, site:
             ids = people.agent_ids(session=session, emails=[after.assignee])
             values["assignee_id"] = ids.get(after.assignee)
         if after.project != before.project:
-            moved = people.project_by_slug(session=session, slug=after.project)
-            values["project_id"] = moved.id
-            ctx = ctx.evolve(project=ProjectInfo(moved.slug, moved.name, moved.key,
-                                                 moved.workflow),
-                             workflow=site.workflow_of(moved.slug))
+            values["project_id"] = people.project_ids(session=session)[after.project]
+            ctx = ctx.evolve(project=site.projects[after.project],
+                             workflow=site.workflow_of(after.project))
     tickets.update_ticket(session=session, number=ctx.number, values=values)
     customers = ctx.customers
     added, removed = sorted(after.cc - before.cc), sorted(before.cc - after.cc)
     if added:
-        contacts = [people.ensure_contact(session=session, email=a) for a in added]
+        contacts = {a: people.contact_row(session=session, email=a) for a in added}
         tickets.add_ticket_contacts(session=session, ticket_id=ctx.number,
-                                    contacts=[(c.id, "cc") for c in contacts])
-        customers += tuple(Person(c.email, c.name) for c in contacts)
+                                    contacts=[(cid, "cc") for cid, _ in contacts.values()])
+        customers += tuple(Person(a, name) for a, (_, name) in contacts.items())
     if removed:
         tickets.remove_ticket_contacts(session=session, ticket_id=ctx.number, emails=removed)
         customers = tuple(c for c in customers if c.email not in removed)

@@ -13,9 +13,11 @@ from sqlmodel import Session
 from mailgate.handlers import ServiceError
 from routing.actors import NOTIFY_EVENTS
 from routing.addresses import PROJECT_KEY_RE, is_valid_address, normalize_address
-from store import people
+from store import people, settings
 from store.models import Agent, AgentProject, Contact, Project
 
+# bumped by every change to projects and agents, so processes that cache them reload
+SITE_VERSION = "site.version"
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 ROLES = ("agent", "admin")
 
@@ -49,6 +51,7 @@ def add_project(session: Session, *, slug: str, name: str, key: str | None = Non
     for address in addresses:
         contact = people.ensure_contact(session=session, email=address)
         people.link_contact_project(session=session, contact=contact, project=project)
+    settings.bump(session=session, key=SITE_VERSION)
     return project
 
 
@@ -88,6 +91,7 @@ def add_agent(session: Session, *, email: str, name: str, admin: bool = False,
     session.flush()
     for p in projects:
         session.add(AgentProject(agent_id=agent.id, project_id=p.id))
+    settings.bump(session=session, key=SITE_VERSION)
     return agent
 
 
@@ -95,6 +99,7 @@ def set_workflow(session: Session, *, slug: str, workflow: str) -> str:
     """Put a project on another workflow; returns the old one."""
     project = require_project(session, slug)
     old, project.workflow = project.workflow, workflow
+    settings.bump(session=session, key=SITE_VERSION)
     return old
 
 
@@ -110,4 +115,5 @@ def choose_notifications(session: Session, *, email: str, on: list[str],
         raise ServiceError(f"no agent {email}")
     chosen = (set(notified_about(agent)) | set(on)) - set(off)
     agent.notify = ",".join(e for e in NOTIFY_EVENTS if e in chosen)
+    settings.bump(session=session, key=SITE_VERSION)
     return agent

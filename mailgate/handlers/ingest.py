@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from mailgate import faults
 from mailgate.bootstrap import App
 from mailgate.handlers.apply import Source, apply_effects
-from mailgate.handlers.gather import Batch, gather, mail_facts
+from mailgate.handlers.gather import Batch, SiteCache, gather, mail_facts
 from mailgate.mail.dkim import dkim_verified
 from mailgate.mail.mimecheck import ParseCrashed, ParseRejected
 from mailgate.mail.parsing import ParsedMail
@@ -32,6 +32,15 @@ from routing.trust import Verdict, sender_verified
 from store import inbox, outbox, tickets
 from store.db import StoreUnavailable
 from store.models import InboundState
+
+
+class _Retry(Exception):
+    """A mail of the batch failed: run the rest of the batch again (the part committed
+    before, when the batch stepped aside for the spool, stays), one savepoint per mail."""
+
+    def __init__(self, committed: list) -> None:
+        super().__init__("a mail of the batch failed")
+        self.committed = committed
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,7 @@ class Ingest:
         self.batch_size = cfg.batch_size
         self.lease = dt.timedelta(seconds=cfg.lease_seconds)
         self.dnsfunc = None   # DKIM key lookups: dkimpy's DNS unless a test passes its own
+        self.site = SiteCache()
         mail = app.config.mail
         self.marks = OwnMarks(app.composer.loop_marker, mail.support_address,
                               frozenset(b.address.lower() for b in app.config.imap
@@ -84,43 +94,65 @@ class Ingest:
             else:
                 good.append((row, mail, self.verify_sender(row.raw, mail)))
         try:
-            with self.app.db.unit() as session:
-                done, broken = self._decide_and_apply(session, good)
-                faults.hit("pipeline.before_commit")
+            try:
+                with self.app.db.unit() as session:
+                    done, broken = self._decide_and_apply(session, good)
+                    faults.hit("pipeline.before_commit")
+            except _Retry as retry:
+                kept = {r.inbound_id for r in retry.committed}
+                rest = [g for g in good if g[0].id not in kept]
+                with self.app.db.unit() as session:
+                    done, broken = self._decide_and_apply(session, rest, careful=True)
+                    faults.hit("pipeline.before_commit")
+                done = retry.committed + done
         except StoreUnavailable as exc:
             return results + self._release([r.id for r, _, _ in good] +
                                            [r.id for r, _ in failed], f"store unavailable: {exc}")
         except Exception as exc:
             self.app.log.exception("processing failed", inbound=[r.id for r, _, _ in good])
             done, broken = [], [(row, f"{type(exc).__name__}: {exc}") for row, _, _ in good]
+        mails = {row.id: mail for row, mail, _ in good}
         for r in done:
+            mail = mails[r.inbound_id]
             self.app.log.info("mail processed", inbound=r.inbound_id, state=r.state,
                               rule=r.rule, ticket=r.ticket, reason=r.reason, queued=r.queued,
-                              message_id=next((m.message_id for row, m, _ in good
-                                               if row.id == r.inbound_id), ""),
-                              sender=next((m.sender.address for row, m, _ in good
-                                           if row.id == r.inbound_id), None))
+                              message_id=mail.message_id, sender=mail.sender.address)
         return results + done + self._settle_failures(results, failed + broken)
 
-    def _decide_and_apply(self, session, good) -> tuple[list[Result], list]:
+    def _decide_and_apply(self, session, good, careful: bool = False) -> tuple[list, list]:
+        """Decide and apply each mail of the batch in this transaction. The first pass
+        trusts every mail; if one fails, the caller rolls back and runs again `careful`:
+        each mail in a savepoint of its own, so only the failing one is set aside."""
         now = self.app.now()
         facts = [mail_facts(mail, row.rcpt_tos, self.app) for row, mail, _ in good]
         batch = gather(session, self.app, [(m, f) for (_, m, _), f in zip(good, facts,
-                                                                          strict=True)], now)
-        done, broken, finished = [], [], []
+                                                                          strict=True)],
+                       now, self.site)
+        done, broken, finished, committed = [], [], [], []
         for (row, mail, verdict), f in zip(good, facts, strict=True):
             try:
-                with session.begin_nested():
+                if careful:
+                    with session.begin_nested():
+                        result = self._one(session, batch, row, mail, f, verdict, now)
+                else:
                     result = self._one(session, batch, row, mail, f, verdict, now)
             except StoreUnavailable:
                 raise
             except Exception as exc:
+                if not careful:
+                    raise _Retry(committed) from exc
                 self.app.log.exception("processing failed", inbound=row.id)
                 broken.append((row, f"{type(exc).__name__}: {exc}"))
                 continue
             done.append(result)
             finished.append({"row_id": row.id, "state": result.state, "reason": result.reason,
                              "ticket_id": result.ticket})
+            if self.app.db.gate is not None and self.app.db.gate.urgent_waiting():
+                # mail waits to be accepted: commit what is decided and let it in first
+                inbox.finish(session=session, rows=finished, now=now)
+                finished = []
+                self.app.db.step_aside(session)
+                committed = list(done)
         inbox.finish(session=session, rows=finished, now=now)
         return done, broken
 

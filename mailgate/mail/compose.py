@@ -21,11 +21,10 @@ import datetime as dt
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from email.header import Header
 from email.utils import encode_rfc2231, format_datetime, formataddr
 
-from mailgate.mail.parsing import clean_text_line
 from mailgate.mail.templating import Rendered
+from mailgate.mail.text import clean_text_line
 from routing.actors import Person
 from routing.addresses import clean_display_name, plus_address, split_address
 from routing.loops import LOOP_HEADER
@@ -113,7 +112,21 @@ def _h(name: str, value: str) -> str:
 def _text_header(name: str, value: str) -> str:
     if value.isascii() and len(value) < 900:
         return f"{name}: {value}"
-    return f"{name}: " + Header(value, "utf-8", header_name=name).encode(linesep=CRLF)
+    return f"{name}: " + encoded_words(value)
+
+
+def encoded_words(value: str, chunk: int = 45) -> str:
+    """RFC 2047 B-encoded words of at most 45 bytes of UTF-8 each (a word stays under 75
+    characters), split between characters, folded one word per line."""
+    data = value.encode("utf-8")
+    words, start = [], 0
+    while start < len(data):
+        end = min(start + chunk, len(data))
+        while end < len(data) and data[end] & 0xC0 == 0x80:   # not inside a character
+            end -= 1
+        words.append(f"=?utf-8?b?{base64.b64encode(data[start:end]).decode('ascii')}?=")
+        start = end
+    return (CRLF + " ").join(words)
 
 
 def _addr(name: str, email: str) -> str:

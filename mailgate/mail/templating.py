@@ -40,6 +40,7 @@ class Templates:
             undefined=StrictUndefined,
             autoescape=lambda name: bool(name and name.endswith((".html.j2", ".html"))),
             keep_trailing_newline=True,
+            auto_reload=False,   # read once per process; a restart picks up changes
             trim_blocks=True,
             lstrip_blocks=True,
         )

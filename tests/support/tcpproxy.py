@@ -30,6 +30,9 @@ class TcpProxy:
     def cut(self) -> None:
         """Stop listening and drop every open connection (the server is gone)."""
         if self.listener is not None:
+            # a thread blocked in accept() keeps accepting on a merely closed socket
+            with contextlib.suppress(OSError):
+                self.listener.shutdown(socket.SHUT_RDWR)
             self.listener.close()
             self.listener = None
         with self.lock:

@@ -1,0 +1,214 @@
+"""The processing and sending loops, and the worker process that runs them.
+
+`Loops` runs the ingest handler and the outbox sender, each in its own thread, woken
+when there is work (`wake_processor`, `wake_sender`) and otherwise polling at a slow
+pace for work stored by other processes. `serve` runs the loops in a worker process of
+their own (`WorkerProcess`), so the process that speaks SMTP does nothing but accept
+and commit, and both cores work; with `[processing] in_process = true` it runs them as
+threads of its own instead (one process: simpler to debug, slower).
+
+The worker is woken over a pipe whose writing end never blocks: a full pipe already
+means "wake up". A worker that dies is started again; the mail it had claimed is taken
+up again when its lease runs out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import os
+import sys
+import threading
+from collections.abc import Callable
+
+from mailgate import faults
+from mailgate.bootstrap import App, build_app
+from mailgate.config import Config
+from mailgate.edges.parse_pool import InlineParser, ParsePool, name_process
+from mailgate.edges.relay import OutboxSender
+from mailgate.handlers.ingest import Ingest
+
+WAKE_PROCESS, WAKE_SEND, STOP = b"p", b"s", b"x"
+
+
+def make_parser(app: App) -> ParsePool | InlineParser:
+    cfg = app.config.processing
+    if cfg.parse_workers > 0:
+        return ParsePool(cfg.parse_workers, app.limits, timeout=cfg.parse_timeout_seconds,
+                         memory_mb=cfg.parse_memory_mb)
+    return InlineParser(app.limits)
+
+
+class Loops:
+    def __init__(self, app: App, parser, *, on_queued: Callable[[], None] | None = None) -> None:
+        self.app = app
+        self.parser = parser
+        self.ingest = Ingest(app, parser)
+        self.sender = OutboxSender(app)
+        self._process = threading.Event()
+        self._send = threading.Event()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._process_loop, name="mailgate-process",
+                                          daemon=True),
+                         threading.Thread(target=self._send_loop, name="mailgate-send",
+                                          daemon=True)]
+        self.on_queued = on_queued or self.wake_sender
+
+    def start(self) -> None:
+        if isinstance(self.parser, ParsePool):
+            self.parser.start()
+        for t in self._threads:
+            t.start()
+        self.wake_processor()
+        self.wake_sender()
+
+    def wake_processor(self) -> None:
+        self._process.set()
+
+    def wake_sender(self) -> None:
+        self._send.set()
+
+    def stop(self) -> None:
+        """Let the batch in hand and the mail being sent finish, then stop."""
+        self._stop.set()
+        self._process.set()
+        self._send.set()
+        for t in self._threads:
+            t.join(120)
+        self.parser.close()
+
+    def _wait(self, event: threading.Event, timeout: float) -> None:
+        event.wait(timeout)
+        event.clear()
+
+    def _process_loop(self) -> None:
+        poll = self.app.config.processing.poll_seconds
+        while not self._stop.is_set():
+            try:
+                ids = self.ingest.claim()
+                results = self.ingest.run(ids) if ids else []
+            except Exception as exc:   # never let one bad batch stop the loop
+                self.app.log.exception("processing loop failed", error=str(exc)[:300])
+                ids, results = [], []
+                self._stop.wait(1.0)
+            if any(r.queued for r in results):
+                self.on_queued()
+            if not ids:
+                self._wait(self._process, poll)
+
+    def _send_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                results = self.sender.run_due()
+            except Exception as exc:
+                self.app.log.error("outbox run failed", error=str(exc)[:300])
+                results = []
+            if not results:
+                self._wait(self._send, 5.0)
+
+
+def _worker_main(config: Config, conn, fault_spec: str, urgent) -> None:
+    """The worker process: its own store connections, parse workers and loops."""
+    name_process("mailgate-work")
+    faults.arm(fault_spec)
+    app = build_app(config, run_migrations=False)
+    if app.db.gate is not None:
+        app.db.gate.shared = urgent
+    loops = Loops(app, make_parser(app))
+    loops.start()
+    try:
+        while True:
+            try:
+                signal = conn.recv_bytes()
+            except (EOFError, OSError):
+                break          # the serve process is gone
+            if signal == STOP:
+                break
+            if signal == WAKE_PROCESS:
+                loops.wake_processor()
+            elif signal == WAKE_SEND:
+                loops.wake_sender()
+    finally:
+        loops.stop()
+        app.db.dispose()
+        # Everything is closed: skip the interpreter's slow exit (it joins the parse
+        # workers' forkserver and the executor threads once more).
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(0)
+
+
+class WorkerProcess:
+    """The serve process's handle on its worker: start, wake, watch, stop."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self._ctx = mp.get_context("forkserver")
+        # the fork server imports the worker's code once; each start is then a fork
+        self._ctx.set_forkserver_preload(["mailgate.edges.workers"])
+        self._proc: mp.process.BaseProcess | None = None
+        self._conn = None
+        self._lock = threading.Lock()
+        self.stopping = False
+        # how many urgent writers (the spool) wait for the database, seen by both sides
+        self.urgent = self._ctx.Value("i", 0)
+        if app.db.gate is not None:
+            app.db.gate.shared = self.urgent
+
+    def start(self, *, again: bool = False) -> None:
+        reader, writer = self._ctx.Pipe(duplex=False)
+        # faults armed for this process tree go to the first worker only: a restart is
+        # the recovery they test
+        spec = "" if again else faults.spec()
+        proc = self._ctx.Process(target=_worker_main, name="mailgate-worker",
+                                 args=(self.app.config, reader, spec, self.urgent),
+                                 daemon=False)
+        proc.start()
+        reader.close()
+        os.set_blocking(writer.fileno(), False)
+        with self._lock:
+            self._proc, self._conn = proc, writer
+
+    def _signal(self, what: bytes) -> None:
+        with self._lock:
+            if self._conn is None:
+                return
+            with contextlib.suppress(BlockingIOError, BrokenPipeError, OSError):
+                self._conn.send_bytes(what)
+
+    def wake_processor(self) -> None:
+        self._signal(WAKE_PROCESS)
+
+    def wake_sender(self) -> None:
+        self._signal(WAKE_SEND)
+
+    def watch(self) -> None:
+        """Start the worker again if it died (called now and then by the scheduler)."""
+        proc = self._proc
+        if self.stopping or proc is None or proc.is_alive():
+            return
+        self.app.log.error("worker process died; starting it again", exitcode=proc.exitcode)
+        self._close_conn()
+        self.start(again=True)
+
+    def stop(self, timeout: float = 150) -> None:
+        self.stopping = True
+        proc = self._proc
+        if proc is None:
+            return
+        with self._lock:
+            if self._conn is not None:
+                os.set_blocking(self._conn.fileno(), True)
+                with contextlib.suppress(OSError):
+                    self._conn.send_bytes(STOP)
+        proc.join(timeout)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(10)
+        self._close_conn()
+
+    def _close_conn(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
