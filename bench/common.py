@@ -97,10 +97,11 @@ class Usage:
     peak_mb: float      # the sum of every process's peak resident size
     rss_mb: float       # the sum of what is resident now
     by_process: dict    # pid -> (name, cpu seconds)
+    peaks: dict         # pid -> (name, peak MB)
 
 
 def usage(pid: int) -> Usage:
-    cpu, peak, rss, by = 0.0, 0.0, 0.0, {}
+    cpu, peak, rss, by, peaks = 0.0, 0.0, 0.0, {}, {}
     for p in tree(pid):
         try:
             stat = Path(f"/proc/{p}/stat").read_text()
@@ -111,9 +112,10 @@ def usage(pid: int) -> Usage:
         used = sum(int(x) for x in fields[11:15]) / TICK   # utime stime cutime cstime
         cpu += used
         by[p] = (name, used)
-        peak += _status_kb(p, "VmHWM") / 1024
+        peaks[p] = (name, _status_kb(p, "VmHWM") / 1024)
+        peak += peaks[p][1]
         rss += _status_kb(p, "VmRSS") / 1024
-    return Usage(cpu, peak, rss, by)
+    return Usage(cpu, peak, rss, by, peaks)
 
 
 def cpu_by_role(before: Usage, after: Usage, root: int) -> dict[str, float]:

@@ -154,11 +154,16 @@ def big_mail(base_url: str, workers: int, sink_port: int, folder: Path) -> float
         site.start()
         mix.SideSender(site.port, mix.seed_mails(seeds[:3]), sessions=1).start().join()
         site.settle(outbox=True)
-        before = usage(site.daemon.pid).peak_mb
+        before = usage(site.daemon.pid)
         mix.SideSender(site.port, [("", mix.SUPPORT, mix.big_mail(seeds[0]))],
                        sessions=1).start().join()
         site.settle(outbox=True)
-        return usage(site.daemon.pid).peak_mb - before
+        after = usage(site.daemon.pid)
+        if os.environ.get("BENCH_VERBOSE"):
+            for pid, (name, peak) in after.peaks.items():
+                grew = peak - before.peaks.get(pid, (name, 0))[1]
+                print(f"    {name:16s} peak {peak:6.0f} MB (+{grew:.0f})")
+        return after.peak_mb - before.peak_mb
     finally:
         site.close()
 

@@ -236,3 +236,32 @@ def lock_job(session: Session, name: str) -> None:
 
         session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:n))"),
                         {"n": f"job:{name}"})
+
+
+# --- large values on SQLite ---------------------------------------------------------------
+# Binding a 20 MB value makes SQLite copy it (and build the row from the copy); reading
+# one returns it through a second buffer. Above this size the bytes go in and out a
+# piece at a time through SQLite's incremental blob I/O instead.
+BLOB_PIECES = 1 << 20
+
+
+def large_blob(session: Session, size: int) -> bool:
+    return size > BLOB_PIECES and session.get_bind().dialect.name == "sqlite"
+
+
+def write_blob(session: Session, table: str, column: str, rowid: int, data) -> None:
+    """Fill a value inserted as zeroblob(len(data))."""
+    dbapi = session.connection().connection.dbapi_connection
+    view = memoryview(data)
+    with dbapi.blobopen(table, column, rowid) as blob:
+        for start in range(0, len(view), BLOB_PIECES):
+            blob.write(view[start:start + BLOB_PIECES])
+
+
+def read_blob(session: Session, table: str, column: str, rowid: int, size: int) -> bytearray:
+    dbapi = session.connection().connection.dbapi_connection
+    out = bytearray(size)
+    with dbapi.blobopen(table, column, rowid, readonly=True) as blob:
+        for start in range(0, size, BLOB_PIECES):
+            out[start:start + BLOB_PIECES] = blob.read(BLOB_PIECES)
+    return out

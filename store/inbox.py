@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, update
+from sqlalchemy import bindparam, case, func, or_, update
 from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
+from store.db import BLOB_PIECES, large_blob, read_blob
 from store.models import Inbound, InboundState, Message
 
 
@@ -35,15 +37,34 @@ def claim_inbound(*, session: Session, now: dt.datetime, lease: dt.timedelta,
     return ids
 
 
-def claimed(*, session: Session, ids: Sequence[int]) -> list[Any]:
-    """id, raw, rcpt_tos, mail_from, source, attempts of claimed rows, in id order."""
+@dataclass(frozen=True)
+class ClaimedRow:
+    id: int
+    raw: bytes | bytearray
+    rcpt_tos: list[str]
+    mail_from: str
+    source: str
+    attempts: int
+
+
+def claimed(*, session: Session, ids: Sequence[int]) -> list[ClaimedRow]:
+    """The claimed rows with their bytes, in id order (a large mail on SQLite is read a
+    piece at a time into one buffer)."""
     if not ids:
         return []
-    return list(session.exec(select(Inbound.id, Inbound.raw, Inbound.rcpt_tos,
-                                    Inbound.mail_from, Inbound.source, Inbound.attempts)
-                             .where(Inbound.id.in_(list(ids)),
-                                    Inbound.state == InboundState.PROCESSING)
-                             .order_by(Inbound.id)))
+    small = case((Inbound.size <= BLOB_PIECES, Inbound.raw), else_=None)
+    rows = session.exec(select(Inbound.id, small, Inbound.size, Inbound.rcpt_tos,
+                               Inbound.mail_from, Inbound.source, Inbound.attempts)
+                        .where(Inbound.id.in_(list(ids)),
+                               Inbound.state == InboundState.PROCESSING)
+                        .order_by(Inbound.id)).all()
+    out = []
+    for row_id, raw, size, rcpt_tos, mail_from, source, attempts in rows:
+        if raw is None:
+            raw = (read_blob(session, "inbound", "raw", row_id, size)
+                   if large_blob(session, size) else raw_of(session=session, inbound_id=row_id))
+        out.append(ClaimedRow(row_id, raw, rcpt_tos, mail_from, source, attempts))
+    return out
 
 
 def finish(*, session: Session, rows: Sequence[dict[str, Any]], now: dt.datetime) -> None:

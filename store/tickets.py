@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, or_, update
 from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
+from store.db import large_blob, write_blob
 from store.models import (
     Attachment,
     Contact,
@@ -140,6 +141,23 @@ def insert_rows(*, session: Session, model, rows: Sequence[dict[str, Any]]) -> N
     """Plain bulk insert (one executemany) of dicts into `model`'s table."""
     if rows:
         session.connection().execute(model.__table__.insert(), list(rows))
+
+
+_ATTACHMENTS = Attachment.__table__
+_INSERT_ATTACHMENT = _ATTACHMENTS.insert().returning(_ATTACHMENTS.c.id)
+
+
+def insert_attachments(*, session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Store files; a large one on SQLite goes in a piece at a time."""
+    small = [r for r in rows if not large_blob(session, len(r["data"]))]
+    insert_rows(session=session, model=Attachment, rows=small)
+    conn = session.connection()
+    for r in rows:
+        if large_blob(session, len(r["data"])):
+            rest = {k: v for k, v in r.items() if k != "data"}
+            row_id = conn.execute(_INSERT_ATTACHMENT.values(
+                **rest, data=func.zeroblob(len(r["data"])))).scalar_one()
+            write_blob(session, "attachment", "data", row_id, r["data"])
 
 
 def add_ticket_contacts(*, session: Session, ticket_id: int,

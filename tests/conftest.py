@@ -96,7 +96,7 @@ def harness_factory(tmp_path, relay):
     made: list[Harness] = []
 
     def make(db_url: str, **overrides) -> Harness:
-        h = Harness(tmp_path, db_url, relay, **overrides)
+        h = Harness(tmp_path / f"h{len(made)}", db_url, relay, **overrides)
         made.append(h)
         return h
 

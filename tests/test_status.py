@@ -32,6 +32,9 @@ CASES = [
         {"name": "b", "state": "auth-failed", "error": "login refused"},
         {"name": "c", "state": "never-ran", "error": ""})),
      ["mailbox b: auth-failed (login refused): mailgate imap status"]),
+    (Snapshot(inbound={}, outbox={"dropped": 2}, open_tickets=0, dropped_today=2),
+     ["2 outgoing mail(s) stopped by a loop or bounce guard in the last 24 hours: "
+      "mailgate outbox list --state dropped"]),
 ]
 
 

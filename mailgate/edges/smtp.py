@@ -15,8 +15,9 @@ import socket
 import ssl
 
 import structlog
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 
+from mailgate.edges.smtpdata import read_data
 from mailgate.edges.spool import Arrival, Spool
 from routing.addresses import Recipient, RecipientRules, classify_recipient
 from routing.loops import count_received
@@ -89,6 +90,30 @@ class MailgateSMTP(SMTP):
     def __init__(self, handler, *, max_line_bytes: int, **kwargs) -> None:
         self.line_length_limit = max_line_bytes
         super().__init__(handler, **kwargs)
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd's DATA with the data read in large pieces (see `smtpdata`)."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        data = await read_data(self._reader, size_limit=self.data_size_limit,
+                               line_limit=self.line_length_limit)
+        if data.content is None:
+            if data.refusal:
+                await self.push(data.refusal)
+                self._set_post_data_state()
+            return
+        self.envelope.content = self.envelope.original_content = data.content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push("250 OK" if status is MISSING else status)
 
 
 class _Refuse(asyncio.Protocol):

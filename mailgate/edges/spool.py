@@ -18,10 +18,11 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy import func
 from sqlmodel import select
 
 from mailgate import faults
-from store.db import Database
+from store.db import Database, large_blob, write_blob
 from store.models import Inbound, utcnow
 
 _STOP = object()
@@ -49,20 +50,27 @@ def store_arrivals(db: Database, arrivals: list[Arrival]) -> list[int]:
             existing = {key: row_id for key, row_id in session.exec(
                 select(Inbound.imap_key, Inbound.id).where(Inbound.imap_key.in_(keys))).all()}
         rows: list[Inbound | int] = []
+        large: list[tuple[Inbound, Arrival]] = []
         now = utcnow()
         for a in arrivals:
             if a.imap_key and a.imap_key in existing:
                 rows.append(existing[a.imap_key])
                 continue
+            piecewise = large_blob(session, len(a.raw))
             row = Inbound(received_at=now, source=a.source, peer=a.peer[:200],
                           helo=a.helo[:255], mail_from=a.mail_from[:512],
-                          rcpt_tos=list(a.rcpt_tos), raw=a.raw, size=len(a.raw),
+                          rcpt_tos=list(a.rcpt_tos), size=len(a.raw),
+                          raw=func.zeroblob(len(a.raw)) if piecewise else a.raw,
                           sha256=hashlib.sha256(a.raw).hexdigest(), imap_key=a.imap_key)
             session.add(row)
             rows.append(row)
+            if piecewise:
+                large.append((row, a))
             if a.imap_key:
                 existing[a.imap_key] = row
         session.flush()
+        for row, a in large:
+            write_blob(session, "inbound", "raw", row.id, a.raw)
         ids = [r if isinstance(r, int) else r.id for r in rows]
         faults.hit("spool.before_commit")
     faults.hit("spool.after_commit")

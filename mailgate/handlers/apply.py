@@ -25,7 +25,7 @@ from routing.addresses import plus_address
 from routing.context import Site, TicketContext
 from routing.effects import Audience, Direction, Effects, MailIntent
 from store import outbox, people, tickets
-from store.models import Attachment, Event, OutboxState, ThreadRef
+from store.models import Event, OutboxState, ThreadRef
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ def _store_message(session: Session, effects: Effects, ticket_id: int | None,
         "text": m.text, "full_text": mail.text, "html": mail.html,
         "decision": effects.disposition, "defects": list(mail.defects),
         "dedup_key": mail.dedup_key, "created_at": now})
-    tickets.insert_rows(session=session, model=Attachment, rows=[
+    tickets.insert_attachments(session=session, rows=[
         {"message_row_id": row_id, "filename": a.filename, "content_type": a.content_type,
          "size": a.size, "sha256": a.sha256, "content_id": a.content_id, "data": a.data}
         for a in mail.attachments])

@@ -33,6 +33,19 @@ from store import inbox, outbox, tickets
 from store.db import StoreUnavailable
 from store.models import InboundState
 
+HEAD = 300_000
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    head: bytes                 # the first HEAD bytes of the mail
+    rcpt_tos: list[str]
+    mail_from: str
+    source: str
+    attempts: int
+    verdict: Verdict | None
+
 
 class _Retry(Exception):
     """A mail of the batch failed: run the rest of the batch again (the part committed
@@ -86,13 +99,19 @@ class Ingest:
         faults.hit("pipeline.before_parse")
         parsed = self.parser.parse_many([r.raw for r in rows])
         good, results, failed = [], [], []
+        # from here on a row keeps only the head of its bytes (a delivery report's status
+        # is near the top): a large mail is not held twice while the batch is applied
+        rows = [Claimed(r.id, r.raw[:HEAD], r.rcpt_tos, r.mail_from, r.source, r.attempts,
+                        self.verify_sender(r.raw, m) if not isinstance(m, Exception)
+                        else None)
+                for r, m in zip(rows, parsed, strict=True)]
         for row, mail in zip(rows, parsed, strict=True):
             if isinstance(mail, ParseRejected):
                 results.append(Result(row.id, InboundState.QUARANTINED, f"cannot parse: {mail}"))
             elif isinstance(mail, ParseCrashed):
                 failed.append((row, f"parser failed: {mail}"))
             else:
-                good.append((row, mail, self.verify_sender(row.raw, mail)))
+                good.append((row, mail, row.verdict))
         try:
             try:
                 with self.app.db.unit() as session:
@@ -194,7 +213,7 @@ class Ingest:
     def _bounce(self, session, batch: Batch, row, mail: ParsedMail, now: dt.datetime) -> Result:
         """Tie a delivery report to the mail it answers (VERP); never a ticket."""
         # the machine-readable part may not surface as text or attachment: read the bytes
-        status = bounce_status(row.raw[:300_000].decode("utf-8", "replace"), mail.text)
+        status = bounce_status(row.head.decode("utf-8", "replace"), mail.text)
         verp = next((r.address for r in (classify_recipient(a, self.app.recipient_rules)
                                          for a in row.rcpt_tos)
                      if isinstance(r, Recipient) and r.kind is RecipientKind.BOUNCE), "")

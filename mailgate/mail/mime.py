@@ -14,6 +14,7 @@ import hashlib
 from dataclasses import dataclass, field
 from email.message import Message
 
+from mailgate.mail.large import Extracted
 from mailgate.mail.text import clean_text_line, decode_header_value, safe_filename
 
 
@@ -35,7 +36,7 @@ class Body:
     defects: list[str] = field(default_factory=list)
 
 
-def walk(msg: Message) -> Body:
+def walk(msg: Message, large: Extracted | None = None) -> Body:
     body = Body()
     stack = [msg]
     while stack:
@@ -54,7 +55,7 @@ def walk(msg: Message) -> Body:
         if ctype in ("text/plain", "text/html") and not attached:
             (body.text if ctype == "text/plain" else body.html).append(_text(part, body))
         else:
-            _attachment(part, ctype, filename or "", body)
+            _attachment(part, ctype, filename or "", body, large)
     return body
 
 
@@ -79,8 +80,14 @@ _CHARSET_SUPERSETS = {"gb2312": "gb18030", "gbk": "gb18030", "ks_c_5601-1987": "
                       "x-sjis": "shift_jis", "shift-jis": "shift_jis"}
 
 
-def _attachment(part: Message, ctype: str, filename: str, body: Body) -> None:
-    data = part.get_payload(decode=True)
+def _attachment(part: Message, ctype: str, filename: str, body: Body,
+                large: Extracted | None) -> None:
+    number = part.get(large.header) if large is not None else None
+    if number is not None and number.strip().isdigit() \
+            and int(number) < len(large.bodies):
+        data = large.bodies[int(number)]               # decoded beforehand (mail.large)
+    else:
+        data = part.get_payload(decode=True)
     if data is None:
         payload = part.get_payload()
         data = payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""

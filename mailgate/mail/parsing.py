@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass
 
 from mailgate.mail.htmltext import html_to_text
+from mailgate.mail.large import extract
 from mailgate.mail.mime import ParsedAttachment, walk
 from mailgate.mail.mimecheck import Limits, ParseRejected, check_mime_shape, looks_like_mail
 from mailgate.mail.text import clean_body, clean_text_line, decode_header_value
@@ -82,10 +83,12 @@ def parse_mail(raw: bytes, limits: Limits | None = None) -> ParsedMail:
         raise ParseRejected(problem)
     if raw[:1] in (b"\r", b"\n"):
         raw = raw.lstrip(b"\r\n")   # some tools prepend blank lines; the stored bytes stay
-    check_mime_shape(raw, limits)
+    shape = check_mime_shape(raw, limits)
+    large = extract(raw, shape.leaves)
     try:
-        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
-        body = walk(msg)
+        msg = email.message_from_bytes(large.raw if large else raw,
+                                       policy=email.policy.compat32)
+        body = walk(msg, large)
     except RecursionError:
         raise ParseRejected("MIME structure nested too deeply to parse") from None
     headers = _headers(msg)
@@ -172,9 +175,12 @@ def content_key(raw: bytes) -> str:
     """A hash that is the same for one mail fetched by SMTP and by IMAP.
 
     Trace headers added along the way are left out; the body and the author's
-    headers are kept, so two different mails never share a key.
+    headers are kept, so two different mails never share a key. Line ends count as LF.
+    The body is hashed a piece at a time: a large mail is never copied whole.
     """
-    head, _, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
+    sep = _SEPARATOR.search(raw)
+    cut = sep.start() if sep else len(raw)
+    head = raw[:cut - (1 if raw[cut - 1:cut] == b"\r" else 0)].replace(b"\r\n", b"\n")
     lines = re.split(rb"\n(?![ \t])", head)
     if lines and lines[0].startswith(b"From "):
         lines = lines[1:]
@@ -183,8 +189,22 @@ def content_key(raw: bytes) -> str:
     for line in kept:
         h.update(line + b"\n")
     h.update(b"\n")
-    h.update(body.rstrip())
+    start, end = (sep.end() if sep else len(raw)), len(raw)
+    while end > start and raw[end - 1] in _WHITESPACE:
+        end -= 1
+    view = memoryview(raw)
+    while start < end:
+        stop = min(start + _PIECE, end)
+        if stop < end and raw[stop - 1] == 13:      # never split a CRLF
+            stop += 1
+        h.update(bytes(view[start:stop]).replace(b"\r\n", b"\n"))
+        start = stop
     return h.hexdigest()
+
+
+_SEPARATOR = re.compile(rb"\n(?:\r\n|\n)")
+_WHITESPACE = frozenset(b" \t\r\n\x0b\x0c")
+_PIECE = 1 << 20
 
 
 def display_name(sender: Sender) -> str:

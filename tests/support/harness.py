@@ -124,14 +124,19 @@ class CliResult:
 
 
 class Harness:
-    def __init__(self, tmp_path: Path, db_url: str, relay: RelaySink, **overrides) -> None:
+    def __init__(self, tmp_path: Path, db_url: str, relay: RelaySink, *, clock=None,
+                 **overrides) -> None:
+        """`clock` (a callable giving aware datetimes) needs `in_process`: the worker
+        process keeps its own clock."""
         self.tmp_path = tmp_path
+        tmp_path.mkdir(parents=True, exist_ok=True)
         self.relay = relay
         self.data = base_config(db_url, relay.port, **overrides)
         self.config_path = tmp_path / "mailgate.toml"
         self.config_path.write_text(toml_dumps(self.data))
         self.config = config_from_dict(self.data, source=str(self.config_path))
-        self.app: App = build_app(self.config, configure_logs=True)
+        self.app: App = build_app(self.config, configure_logs=True,
+                                  **({"clock": clock} if clock else {}))
         self.daemon: DaemonThread | None = None
         self.port = 0
 

@@ -1,0 +1,67 @@
+"""Large parts are decoded straight from the raw bytes, not through the parser.
+
+The standard library's parser holds a mail as text and as a list of lines while it
+works: a 20 MB attachment costs some 150 MB. A part the pre-check found to be a leaf,
+larger than `LARGE`, and an attachment by its headers (a file name, a disposition of
+attachment, or a type that is not text) is decoded here a piece at a time (base64,
+quoted-printable or as it is), and the parser is given the mail with that body cut out
+and a header naming the decoded piece. The header's name holds a random nonce, so a
+sender cannot point it at anything.
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+import secrets
+from dataclasses import dataclass
+
+from mailgate.mail.mimecheck import Leaf
+
+LARGE = 256 * 1024
+_ATTACHMENT = re.compile(rb"(?i)(content-disposition\s*:\s*attachment|\bfilename\*?\s*=|"
+                         rb"\bname\*?\s*=|content-type\s*:\s*(?!text/|multipart/|message/))")
+_CTE = re.compile(rb"(?im)^content-transfer-encoding\s*:\s*([A-Za-z0-9-]+)")
+
+
+@dataclass(frozen=True)
+class Extracted:
+    raw: bytes                       # the mail with the large bodies cut out
+    header: str                      # the header that names a decoded body
+    bodies: tuple[bytes, ...]        # decoded, by the number the header gives
+
+
+def extract(raw: bytes, leaves: tuple[Leaf, ...]) -> Extracted | None:
+    big = [leaf for leaf in leaves if leaf.body_end - leaf.body_start > LARGE
+           and _ATTACHMENT.search(raw, leaf.head_start, leaf.head_end)]
+    if not big:
+        return None
+    header = f"X-Mailgate-Body-{secrets.token_hex(8)}"
+    pieces, bodies, pos = [], [], 0
+    view = memoryview(raw)
+    for n, leaf in enumerate(big):
+        ctes = _CTE.findall(raw, leaf.head_start, leaf.head_end)
+        body = _decode(view[leaf.body_start:leaf.body_end], ctes[-1].lower() if ctes else b"")
+        if body is None:
+            continue                                   # left to the parser
+        pieces += [view[pos:leaf.head_end], f"\r\n{header}: {n}".encode("ascii"),
+                   view[leaf.head_end:leaf.body_start]]
+        bodies.append(body)
+        pos = leaf.body_end
+    if not bodies:
+        return None
+    pieces.append(view[pos:])
+    return Extracted(b"".join(pieces), header, tuple(bodies))
+
+
+def _decode(span: memoryview, cte: bytes) -> bytes | None:
+    if cte == b"base64":
+        try:
+            return binascii.a2b_base64(span)           # skips line ends and stray bytes
+        except binascii.Error:
+            return None                                # truncated: the parser decides
+    if cte == b"quoted-printable":
+        return binascii.a2b_qp(bytes(span))
+    if cte in (b"", b"7bit", b"8bit", b"binary"):
+        return bytes(span)
+    return None                                        # x-uuencode and the like
