@@ -37,12 +37,19 @@ def claim_inbound(*, session: Session, now: dt.datetime, lease: dt.timedelta,
     return ids
 
 
+# The stored envelope sender of a mail whose envelope nobody told us (piped without
+# --sender or Return-Path). Not "": that is the null sender, which marks a bounce. The
+# column holds text, so "unknown" is a value no reverse-path can be (no ingest path
+# stores angle brackets); `claimed` turns it back into None.
+UNKNOWN_SENDER = "<unknown>"
+
+
 @dataclass(frozen=True)
 class ClaimedRow:
     id: int
     raw: bytes | bytearray
     rcpt_tos: list[str]
-    mail_from: str
+    mail_from: str | None     # "" the null sender, None unknown
     source: str
     attempts: int
 
@@ -63,7 +70,9 @@ def claimed(*, session: Session, ids: Sequence[int]) -> list[ClaimedRow]:
         if raw is None:
             raw = (read_blob(session, "inbound", "raw", row_id, size)
                    if large_blob(session, size) else raw_of(session=session, inbound_id=row_id))
-        out.append(ClaimedRow(row_id, raw, rcpt_tos, mail_from, source, attempts))
+        out.append(ClaimedRow(row_id, raw, rcpt_tos,
+                              None if mail_from == UNKNOWN_SENDER else mail_from, source,
+                              attempts))
     return out
 
 
@@ -133,3 +142,22 @@ def inbound_messages(*, session: Session, inbound_ids: Iterable[int]) -> dict[in
 def count_by_state(*, session: Session, model) -> dict[str, int]:
     rows = session.exec(select(model.state, func.count()).group_by(model.state))
     return {s: n for s, n in rows}
+
+
+def inbound_by_ids(*, session: Session, ids: Iterable[int]) -> dict[int, Inbound]:
+    ids = sorted(set(ids))
+    if not ids:
+        return {}
+    return {r.id: r for r in session.exec(select(Inbound).options(defer(Inbound.raw))
+                                          .where(Inbound.id.in_(ids)))}
+
+
+def forget(*, session: Session, inbound_id: int, from_state: str, state: str, reason: str,
+           now: dt.datetime) -> bool:
+    """Let go of a mail's bytes for good, if it is still in `from_state`; the small row
+    stays, so the same IMAP message is not fetched again and the counts stay true."""
+    result = session.execute(update(Inbound).where(
+        Inbound.id == inbound_id, Inbound.state == from_state).values(
+        state=state, raw=b"", reason=reason[:2000], processed_at=now, lease_until=None,
+        next_attempt_at=None).execution_options(synchronize_session=False))
+    return bool(result.rowcount)

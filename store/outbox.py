@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, or_, text, update
+from sqlalchemy import bindparam, case, delete, func, or_, text, update
 from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
@@ -164,7 +164,8 @@ def compact_sent(*, session: Session, before: dt.datetime) -> int:
     """Drop the bytes and the plan of mail the relay took before `before`; the row stays
     (small) so a reply can still be threaded and our own mail recognised."""
     result = session.execute(update(Outbox).where(
-        Outbox.state.in_([OutboxState.SENT, OutboxState.BOUNCED, OutboxState.DROPPED]),
+        Outbox.state.in_([OutboxState.SENT, OutboxState.BOUNCED, OutboxState.DROPPED,
+                          OutboxState.CANCELLED]),
         Outbox.created_at < before, or_(Outbox.template != "", Outbox.raw != b""))
         .values(raw=b"", payload=None, template="")
         .execution_options(synchronize_session=False))
@@ -177,3 +178,51 @@ def make_due(*, session: Session, ids: Sequence[int] | None, now: dt.datetime) -
     q = q.where(Outbox.id.in_(list(ids))) if ids else q.where(Outbox.state == OutboxState.FAILED)
     return session.execute(q.values(state=OutboxState.PENDING, next_attempt_at=now)
                            .execution_options(synchronize_session=False)).rowcount or 0
+
+
+# --- an admin stepping in (outbox retry/cancel, suppression list/remove) ----------------
+
+
+def admin_view(*, session: Session, ids: Iterable[int]) -> dict[int, tuple[str, str, bool, str]]:
+    """id -> (state, recipient, whether it still has its content, last error)."""
+    ids = sorted(set(ids))
+    if not ids:
+        return {}
+    content = or_(Outbox.template != "", Outbox.raw != b"")
+    rows = session.exec(select(Outbox.id, Outbox.state, Outbox.rcpt, content, Outbox.last_error)
+                        .where(Outbox.id.in_(ids)))
+    return {i: (state, rcpt, bool(has), err or "") for i, state, rcpt, has, err in rows}
+
+
+def requeue(*, session: Session, outbox_id: int, from_states: Iterable[str],
+            now: dt.datetime) -> bool:
+    """Make one mail due now if it is still in one of `from_states`."""
+    result = session.execute(update(Outbox).where(
+        Outbox.id == outbox_id, Outbox.state.in_(list(from_states))).values(
+        state=OutboxState.PENDING, next_attempt_at=now, lease_until=None)
+        .execution_options(synchronize_session=False))
+    return bool(result.rowcount)
+
+
+def cancel(*, session: Session, outbox_id: int, from_states: Iterable[str],
+           last_error: str) -> bool:
+    """Cancel one mail if it is still in one of `from_states`."""
+    result = session.execute(update(Outbox).where(
+        Outbox.id == outbox_id, Outbox.state.in_(list(from_states))).values(
+        state=OutboxState.CANCELLED, lease_until=None, last_error=last_error[:2000])
+        .execution_options(synchronize_session=False))
+    return bool(result.rowcount)
+
+
+def suppressions(*, session: Session, now: dt.datetime) -> list[Suppression]:
+    """The suppressions in force, the newest first."""
+    return list(session.exec(select(Suppression).where(Suppression.until > now)
+                             .order_by(Suppression.created_at.desc(), Suppression.address)))
+
+
+def unsuppress(*, session: Session, address: str, now: dt.datetime) -> int:
+    """Lift the suppressions in force for an address (any case); returns how many."""
+    result = session.execute(delete(Suppression).where(
+        func.lower(Suppression.address) == address.lower(), Suppression.until > now)
+        .execution_options(synchronize_session=False))
+    return result.rowcount or 0

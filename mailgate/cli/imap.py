@@ -6,7 +6,7 @@ import argparse
 import json
 
 from mailgate.cli import Context
-from mailgate.cli.output import emit_json, table
+from mailgate.cli.output import emit_json, say, table
 from mailgate.edges.imap import box_name, check_mailbox
 from store import settings
 
@@ -39,7 +39,7 @@ def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
     if args.json:
         emit_json(rows)
     elif not rows:
-        print("no [[imap]] mailboxes configured")
+        say("no [[imap]] mailboxes configured")
     else:
         table(rows, [("name", "MAILBOX", 30), ("state", "STATE", None),
                      ("stored", "STORED", None), ("last_ok_at", "LAST OK", None),
@@ -56,12 +56,13 @@ def cmd_test(args: argparse.Namespace, ctx: Context) -> int:
     if args.json:
         emit_json(rows)
     elif not rows:
-        print("no [[imap]] mailboxes configured")
+        say("no [[imap]] mailboxes configured")
     else:
         for r in rows:
             verdict = "ok" if r["ok"] else "FAILED"
             detail = (f"{r['messages']} message(s) in {r['folder']}" if r["ok"]
                       else r["problem"])
-            print(f"{r['name']}: {verdict}: {detail}" + (f" ({r['note']})" if r.get("note")
-                                                         else ""))
+            # the problem quotes the IMAP server's answer
+            say(f"{r['name']}: {verdict}: {detail}" + (f" ({r['note']})" if r.get("note")
+                                                       else ""))
     return 0 if all(r["ok"] for r in rows) else 1

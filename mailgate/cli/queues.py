@@ -1,18 +1,20 @@
-"""`unassigned`, `quarantine` and `outbox` verbs: the queues an admin works through."""
+"""`unassigned` and `quarantine` verbs (and, through `mailgate.cli.outgoing`, `outbox` and
+`suppression`): the queues an admin works through."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from mailgate.cli import Context
-from mailgate.cli.output import emit_json, fields, listing, table
+from mailgate.cli import Context, outgoing
+from mailgate.cli.args import row_id, ticket_number
+from mailgate.cli.output import block, emit_json, fields, listing, say
 from mailgate.cli.tickets import attachment_json
 from mailgate.handlers import ServiceError, triage
 from mailgate.mail.parsing import header_lines
 from routing.disposition import Disposition
-from store import inbox, outbox, tickets
-from store.models import Inbound, InboundState, OutboxState
+from store import inbox, tickets
+from store.models import Inbound, InboundState
 
 
 def register(sub) -> None:
@@ -22,14 +24,14 @@ def register(sub) -> None:
     lst.add_argument("--json", action="store_true")
     lst.set_defaults(handler=cmd_unassigned_list)
     show = us.add_parser("show", help="headers, text and why it was not matched")
-    show.add_argument("id", type=int)
+    show.add_argument("id", type=row_id)
     show.add_argument("--json", action="store_true")
     show.set_defaults(handler=cmd_unassigned_show)
     assign = us.add_parser("assign", help="open a ticket from it, or add it to a ticket")
-    assign.add_argument("id", type=int)
+    assign.add_argument("id", type=row_id)
     target = assign.add_mutually_exclusive_group(required=True)
     target.add_argument("--project", metavar="SLUG", help="open a new ticket in this project")
-    target.add_argument("--ticket", type=int, metavar="N", help="append to ticket N")
+    target.add_argument("--ticket", type=ticket_number, metavar="N", help="append to ticket N")
     assign.add_argument("--add-contact", action="store_true",
                         help="register the sender (project contact, or ticket participant)")
     assign.add_argument("--quiet", action="store_true",
@@ -37,7 +39,7 @@ def register(sub) -> None:
     assign.add_argument("--json", action="store_true")
     assign.set_defaults(handler=cmd_unassigned_assign)
     spam = us.add_parser("spam", help="mark as spam and remove it from the queue")
-    spam.add_argument("id", type=int)
+    spam.add_argument("id", type=row_id)
     spam.set_defaults(handler=cmd_unassigned_spam)
 
     p = sub.add_parser("quarantine", help="mail that could not be parsed or processed")
@@ -46,25 +48,21 @@ def register(sub) -> None:
     lst.add_argument("--json", action="store_true")
     lst.set_defaults(handler=cmd_quarantine_list)
     show = qs.add_parser("show", help="why a mail was quarantined")
-    show.add_argument("id", type=int)
+    show.add_argument("id", type=row_id)
     show.add_argument("--raw", action="store_true", help="write the raw bytes to stdout")
     show.add_argument("--json", action="store_true")
     show.set_defaults(handler=cmd_quarantine_show)
     retry = qs.add_parser("retry", help="process quarantined mail again, now")
-    retry.add_argument("id", type=int, nargs="*")
+    retry.add_argument("id", type=row_id, nargs="*")
     retry.add_argument("--all", action="store_true")
     retry.add_argument("--json", action="store_true")
     retry.set_defaults(handler=cmd_quarantine_retry)
+    drop = qs.add_parser("drop", help="delete quarantined mail for good (a small record "
+                                      "stays)")
+    drop.add_argument("id", type=row_id, nargs="+")
+    drop.set_defaults(handler=cmd_quarantine_drop)
 
-    p = sub.add_parser("outbox", help="outgoing mail")
-    os_ = p.add_subparsers(dest="verb", metavar="VERB", required=True)
-    lst = os_.add_parser("list", help="list outgoing mail, newest first")
-    lst.add_argument("--state", choices=[s.value for s in OutboxState])
-    lst.add_argument("--json", action="store_true")
-    lst.set_defaults(handler=cmd_outbox_list)
-    retry = os_.add_parser("retry", help="send failed (or the given) mail again")
-    retry.add_argument("id", type=int, nargs="*")
-    retry.set_defaults(handler=cmd_outbox_retry)
+    outgoing.register(sub)
 
 
 # --- unassigned ---------------------------------------------------------------------------
@@ -107,18 +105,18 @@ def cmd_unassigned_show(args: argparse.Namespace, ctx: Context) -> int:
     fields([("id", data["id"]), ("received", data["received_at"]), ("from", data["from"]),
             ("to", data["to"]), ("cc", data["cc"]), ("subject", data["subject"]),
             ("why", data["reason"])])
-    print("\nrules:")
+    say()
+    say("rules:")
     for hit in data["rules"]:
-        print(f"  {'+' if hit['matched'] else '-'} {hit['rule']}: {hit['detail']}")
-    print("\nheaders:")
-    for h in data["headers"]:
-        print(f"  {h['name']}: {h['value']}")
-    print("\ntext:")
-    for line in (data["text"] or "").splitlines():
-        print(f"  {line}")
+        say(f"  {'+' if hit['matched'] else '-'} {hit['rule']}: {hit['detail']}")
+    _headers(data["headers"])
+    say()
+    say("text:")
+    block(data["text"], indent="  ")
     for a in data["attachments"]:
-        print(f"\n  [attachment] {a['filename']} ({a['content_type']}, {a['size']} bytes, "
-              f"sha256 {a['sha256'][:16]}…)")
+        say()
+        say(f"  [attachment] {a['filename']} ({a['content_type']}, {a['size']} bytes, "
+            f"sha256 {a['sha256'][:16]}…)")
     return 0
 
 
@@ -139,7 +137,7 @@ def cmd_unassigned_assign(args: argparse.Namespace, ctx: Context) -> int:
         emit_json({"id": args.id, "ticket": number})
     else:
         verb = "opened" if args.project else "appended to"
-        print(f"mail {args.id} {verb} ticket #{number}")
+        say(f"mail {args.id} {verb} ticket #{number}")
     return 0
 
 
@@ -147,7 +145,7 @@ def cmd_unassigned_spam(args: argparse.Namespace, ctx: Context) -> int:
     app = ctx.app()
     with app.db.unit() as session:
         triage.mark_spam(session, inbound_id=args.id, now=app.now())
-    print(f"mail {args.id} marked as spam")
+    say(f"mail {args.id} marked as spam")
     return 0
 
 
@@ -190,10 +188,15 @@ def cmd_quarantine_show(args: argparse.Namespace, ctx: Context) -> int:
         return 0
     fields([(k, data[k]) for k in ("id", "received_at", "source", "mail_from", "to", "size",
                                    "sha256", "attempts", "reason")])
-    print("\nheaders:")
-    for h in data["headers"]:
-        print(f"  {h['name']}: {h['value']}")
+    _headers(data["headers"])
     return 0
+
+
+def _headers(headers: list[dict]) -> None:
+    say()
+    say("headers:")
+    for h in headers:
+        say(f"  {h['name']}: {h['value']}")
 
 
 def cmd_quarantine_retry(args: argparse.Namespace, ctx: Context) -> int:
@@ -222,36 +225,13 @@ def cmd_quarantine_retry(args: argparse.Namespace, ctx: Context) -> int:
     else:
         for r in results:
             where = f"ticket #{r['ticket']}" if r["ticket"] else r["state"]
-            print(f"mail {r['id']}: {where} ({r['reason']})")
+            say(f"mail {r['id']}: {where} ({r['reason']})")
     return 0 if all(r["state"] != "quarantined" for r in results) else 1
 
 
-# --- outbox -------------------------------------------------------------------------------
-
-
-def cmd_outbox_list(args: argparse.Namespace, ctx: Context) -> int:
-    app = ctx.app()
-    with app.db.unit(write=False) as session:
-        rows = [{"id": r.id, "state": r.state, "kind": r.kind, "ticket": r.ticket_id,
-                 "rcpt": r.rcpt, "subject": r.subject, "attempts": r.attempts,
-                 "next_attempt_at": r.next_attempt_at, "sent_at": r.sent_at,
-                 "last_error": r.last_error, "message_id": r.message_id}
-                for r in outbox.outbox_rows(session=session, state=args.state)]
-    if args.json:
-        emit_json(rows)
-    else:
-        table(rows, [("id", "ID", None), ("state", "STATE", None), ("kind", "KIND", None),
-                     ("ticket", "TICKET", None), ("rcpt", "TO", 30), ("attempts", "TRIES", None),
-                     ("next_attempt_at", "NEXT TRY", None), ("last_error", "LAST ERROR", 50)],
-              empty="the outbox is empty")
-    return 0
-
-
-def cmd_outbox_retry(args: argparse.Namespace, ctx: Context) -> int:
+def cmd_quarantine_drop(args: argparse.Namespace, ctx: Context) -> int:
     app = ctx.app()
     with app.db.unit() as session:
-        n = triage.retry_outbox(session, ids=args.id or None, now=app.now())
-    if args.id and n < len(set(args.id)):
-        raise ServiceError("some ids are not pending or failed (see: mailgate outbox list)")
-    print(f"{n} mail(s) will be sent on the daemon's next outbox run")
+        dropped = triage.drop_quarantined(session, inbound_ids=args.id, now=app.now())
+    say(f"dropped from the quarantine: {', '.join(map(str, dropped))}")
     return 0

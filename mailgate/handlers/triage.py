@@ -21,7 +21,7 @@ from mailgate.handlers.gather import for_tickets
 from routing.decide import Incoming
 from routing.disposition import Disposition
 from routing.rules import MailFacts
-from store import inbox, outbox
+from store import inbox
 from store.models import Inbound, InboundState, Message, Ticket
 
 
@@ -124,6 +124,23 @@ def claim_for_retry(session: Session, *, inbound_id: int, now: dt.datetime,
     return bool(result.rowcount)
 
 
-def retry_outbox(session: Session, *, ids: list[int] | None, now: dt.datetime) -> int:
-    """Send failed (or the listed) outgoing mail again on the next outbox run."""
-    return outbox.make_due(session=session, ids=ids, now=now)
+def drop_quarantined(session: Session, *, inbound_ids: list[int], now: dt.datetime) -> list[int]:
+    """Let go of quarantined mail for good: its bytes are deleted, a small row says when
+    and why. All or nothing: an id that is not quarantined refuses the whole request."""
+    rows = inbox.inbound_by_ids(session=session, ids=inbound_ids)
+    wrong = [f"{i} ({rows[i].state})" if i in rows else f"{i} (no such mail)"
+             for i in dict.fromkeys(inbound_ids)
+             if i not in rows or rows[i].state != InboundState.QUARANTINED]
+    if wrong:
+        raise ServiceError(f"not in quarantine: {', '.join(wrong)} "
+                           "(see: mailgate quarantine list)")
+    dropped = []
+    for i in dict.fromkeys(inbound_ids):
+        if not inbox.forget(session=session, inbound_id=i, from_state=InboundState.QUARANTINED,
+                            state=InboundState.DROPPED, now=now,
+                            reason=f"dropped from the quarantine by an admin "
+                                   f"(was: {rows[i].reason})"):
+            # a quarantine retry took it in the meantime
+            raise ServiceError(f"mail {i} left the quarantine meanwhile; nothing was dropped")
+        dropped.append(i)
+    return dropped
