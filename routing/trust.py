@@ -21,10 +21,11 @@ _PROP = re.compile(r"\b(header\.d|header\.i|header\.from)\s*=\s*([^\s;()]+)", re
 class Verdict:
     ok: bool
     reason: str
+    checked: bool = True      # False: nothing was configured to check the From
 
     @classmethod
     def unchecked(cls) -> Verdict:
-        return cls(True, "not checked")
+        return cls(True, "not checked", checked=False)
 
 
 def aligned(domain: str, from_domain: str) -> bool:

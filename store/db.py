@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+import structlog
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -153,10 +154,12 @@ class Database:
     def __init__(self, url: str, *, busy_timeout: float = 5.0, echo: bool = False,
                  pool_size: int = 5) -> None:
         self.url = url
+        self.fixed_modes: list[tuple[str, int]] = []
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
         self.busy_timeout = busy_timeout
         if self.dialect == "sqlite":
+            self.fixed_modes = make_private(parsed.database)
             self.engine = create_engine(
                 url, echo=echo, connect_args={"timeout": busy_timeout,
                                               "check_same_thread": False})
@@ -208,6 +211,75 @@ class Database:
 
     def describe(self) -> str:
         return make_url(self.url).render_as_string(hide_password=True)
+
+
+# --- private files -------------------------------------------------------------------------
+# The database holds every mail and the reply-token secret: nobody but its owner may read
+# it. SQLite creates the -wal, -shm and -journal files with the mode of the database file
+# itself, so creating that one 0600 before SQLite first opens it covers them all.
+SIDE_FILES = ("", "-wal", "-shm", "-journal", "-writelock", "-instance.lock")
+
+
+def make_private(path: str | None) -> list[tuple[str, int]]:
+    """Create the SQLite file `path` mode 0600 if it is missing; take group and other
+    access away from it and its side files if an older mailgate or a loose umask left
+    them open. Returns (file, old mode) for every file it had to fix, for the caller to
+    say so. A file it cannot touch is left to SQLite to report."""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return []
+    with contextlib.suppress(OSError):
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    fixed = []
+    for name in (path + side for side in SIDE_FILES):
+        try:
+            mode = os.stat(name).st_mode & 0o777
+            if mode & 0o077:
+                os.chmod(name, mode & 0o700)
+                fixed.append((name, mode))
+        except OSError:
+            continue
+    if fixed:
+        structlog.get_logger("mailgate").warning(
+            "database files were open to other users; now owner-only",
+            files=[f"{name} ({mode:04o})" for name, mode in fixed])
+    return fixed
+
+
+class InstanceLocked(Exception):
+    """Another `mailgate serve` holds this SQLite database."""
+
+
+def hold_instance_lock(url: str) -> int | None:
+    """Take the lock that makes a daemon the only one on its SQLite file, for as long
+    as the returned descriptor stays open (the kernel drops it when the process dies,
+    so a crashed daemon never leaves a stale lock). None for PostgreSQL, where several
+    instances share one database by design, and for in-memory databases.
+
+    Not `-writelock`: that one is taken and released per write by every process of
+    the one instance (and by CLI verbs), while this one is held for the daemon's life.
+    """
+    parsed = make_url(url)
+    path = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:" \
+            or path.startswith("file:"):
+        return None
+    lock_path = f"{path}-instance.lock"
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        os.close(fd)
+        raise InstanceLocked(
+            f"another mailgate serve{f' (pid {holder})' if holder.isdigit() else ''} "
+            f"is already running on {path} (lock {lock_path}); SQLite allows one "
+            f"instance per database") from None
+    except BaseException:
+        os.close(fd)
+        raise
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)    # for the message a second one prints
+    return fd
 
 
 def _tune_sqlite(engine: Engine, busy_timeout: float) -> None:

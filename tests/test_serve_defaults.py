@@ -58,6 +58,7 @@ def stop(proc: subprocess.Popen, timeout: float = 30) -> int:
     finally:
         if proc.poll() is None:
             proc.kill()
+        proc.log = proc.stderr.read()     # what the daemon logged, for the tests to read
         proc.stdout.close()
         proc.stderr.close()
 
@@ -108,6 +109,8 @@ def test_serve_with_no_config_listens_stores_and_keeps_retrying_the_relay(workdi
         assert stop(proc) == 0
     assert (workdir / "mailgate.db").exists()
     assert rows(workdir, "SELECT count(*) FROM ticket") == [(1,)]
+    # the default trusts reply addresses alone: the admin is told so, loudly
+    assert "agent mail is NOT verified" in proc.log
 
 
 def test_sigterm_keeps_every_acknowledged_mail(workdir):

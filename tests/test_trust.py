@@ -121,3 +121,102 @@ def test_a_stranger_cc_on_a_customer_mail_does_not_become_a_participant(mg):
     mg.settle()
     assert mg.inbound()[-1].state == "unassigned"
     assert mg.relay.to("eve@evil.example") == []
+
+
+# --- [trust] agents: a forged From is not an agent ------------------------------------------
+# The attack a trial found: anyone writes "From: Anna Agent <anna@…>" with the ticket's
+# number in the subject (or its Message-ID in References) and, before, mailgate forwarded
+# it to the customer from the support address as Anna.
+
+def _forged(h, number: int, *, how: str, body: str) -> None:
+    headers = {}
+    subject = "Re: Drucker"
+    if how == "subject-tag":
+        subject = f"Re: [#{number}] Drucker"
+    else:
+        headers["References"] = h.relay.wait_for(CARLA)[0].message["Message-ID"]
+    h.send(make_mail(sender=f"Anna Agent <{ANNA}>", subject=subject, body=body,
+                     headers=headers), mail_from="eve@evil.example")
+    h.settle()
+
+
+@pytest.mark.parametrize("how", ["subject-tag", "references"])
+def test_a_forged_agent_from_reaches_no_customer_and_changes_nothing(mg, how):
+    mg.send(make_mail(sender=CARLA, subject="Drucker"))
+    mg.settle()
+    number = mg.tickets()[0].id
+    _forged(mg, number, how=how, body="/cc add eve@evil.example\nBitte zahlen Sie an IBAN XY.")
+    data = json.loads(mg.cli("ticket", "show", str(number), "--json").out)
+    assert len(mg.relay.to(CARLA)) == 1                          # only the acknowledgement
+    assert mg.relay.to("eve@evil.example") == []
+    assert "eve@evil.example" not in [p["email"] for p in data["participants"]]
+    last = data["messages"][-1]
+    assert (last["direction"], "IBAN XY" in last["text"]) == ("internal", True)
+    assert "unverified" in [e["kind"] for e in data["events"]]
+    told = mg.relay.wait_for(ANNA, 2)[-1]                         # the real Anna is told
+    assert "not sent to the customer" in str(told.message["Subject"])
+    token = told.message["Reply-To"].addresses[0].addr_spec
+    assert token.startswith("support+r") and token in told.text
+
+
+def test_the_real_agent_answering_that_mail_reaches_the_customer(mg):
+    mg.send(make_mail(sender=CARLA, subject="Drucker"))
+    mg.settle()
+    _forged(mg, mg.tickets()[0].id, how="subject-tag", body="Wir sind dran.")
+    told = mg.relay.wait_for(ANNA, 2)[-1]
+    mg.send(reply_to(told.message, sender=ANNA, body="Der Toner ist getauscht."),
+            rcpt=told.message["Reply-To"].addresses[0].addr_spec, mail_from=ANNA)
+    mg.settle()
+    assert "Der Toner ist getauscht." in mg.relay.wait_for(CARLA, 2)[1].text
+
+
+def test_verified_agents_need_something_that_verifies(tmp_path):
+    from mailgate.config import ConfigError, load_config
+
+    path = tmp_path / "mailgate.toml"
+    path.write_text('[trust]\nagents = "verified"\n')
+    with pytest.raises(ConfigError, match=r"\[trust\] agents.*trusted_authserv_id"):
+        load_config(path)
+    path.write_text(f'[trust]\nagents = "verified"\n[mail]\ntrusted_authserv_id = "{ID}"\n')
+    assert load_config(path).trust.agents == "verified"
+
+
+@pytest.fixture
+def verified(harness_factory, sqlite_url):
+    h = harness_factory(sqlite_url, mail={"trusted_authserv_id": ID},
+                        trust={"agents": "verified"}).start()
+    assert h.cli("project", "add", "acme", "--name", "ACME", "--customer", CARLA).code == 0
+    assert h.cli("agent", "add", ANNA, "--name", "Anna Agent").code == 0
+    h.send(make_mail(sender=CARLA, subject="Drucker"))
+    h.settle()
+    return h
+
+
+def test_verified_mode_a_leaked_token_with_a_forged_from_runs_nothing(verified):
+    agent_reply(verified, "/cc add eve@evil.example\nHallo.", None)
+    data = show(verified)
+    assert "eve@evil.example" not in [p["email"] for p in data["participants"]]
+    assert len(verified.relay.to(CARLA)) == 1
+
+
+def test_verified_mode_a_verified_agent_reply_is_forwarded(verified):
+    agent_reply(verified, "Hallo Carla, erledigt.", f"{ID}; dkim=pass header.d=agency.example")
+    assert "erledigt" in verified.relay.wait_for(CARLA, 2)[1].text
+
+
+@pytest.mark.parametrize("config, says", [
+    ("", "WARNING: agent mail is NOT verified"),
+    (f'[mail]\ntrusted_authserv_id = "{ID}"\n', f"verified (Authentication-Results of {ID}"),
+    ('[mail]\nverify_dkim = true\n[trust]\nagents = "verified"\n', "DKIM checked by mailgate"),
+], ids=["default", "trusted-mta", "verified-dkim"])
+def test_check_config_and_status_say_how_agent_mail_is_trusted(tmp_path, config, says):
+    import subprocess
+    import sys
+
+    path = tmp_path / "mailgate.toml"
+    path.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/m.db"\n' + config)
+    for verb in ("check-config", "status"):
+        done = subprocess.run([sys.executable, "-m", "mailgate", "--config", str(path), verb],
+                              capture_output=True, text=True, timeout=60)
+        agents = [ln for ln in done.stdout.splitlines() if ln.startswith("agents:")]
+        assert len(agents) == 1 and says in agents[0], (verb, done.stdout, done.stderr)

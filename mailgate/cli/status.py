@@ -17,9 +17,10 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from mailgate.cli import Context
-from mailgate.cli.output import emit_json
+from mailgate.cli.output import emit_json, say
+from mailgate.config import agent_mail_verified, trust_summary
 from mailgate.edges.imap import box_name
-from store import inbox, outbox, settings
+from store import desk, inbox, outbox, settings
 from store.models import Inbound, Outbox, Ticket
 
 STUCK_AFTER = dt.timedelta(hours=1)     # outgoing mail older than this is worth a look
@@ -43,6 +44,7 @@ class Snapshot:
     oldest_pending_error: str = ""
     mailboxes: tuple[dict, ...] = field(default_factory=tuple)
     dropped_today: int = 0          # outgoing mail a guard stopped in the last 24 hours
+    undone: dict[str, int] = field(default_factory=dict)   # project -> undone incoming
 
 
 def needs_attention(s: Snapshot, now: dt.datetime) -> list[str]:
@@ -86,6 +88,7 @@ def snapshot(app) -> Snapshot:
             inbound=inbox.count_by_state(session=session, model=Inbound),
             outbox=inbox.count_by_state(session=session, model=Outbox),
             open_tickets=open_tickets,
+            undone=desk.undone_by_project(session=session),
             oldest_pending_out=pending[0] if pending else None,
             oldest_pending_error=pending[1] if pending else "",
             mailboxes=tuple(boxes),
@@ -98,20 +101,30 @@ def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
     s = snapshot(app)
     attention = needs_attention(s, app.now())
     if args.json:
-        emit_json({"inbound": s.inbound, "outbox": s.outbox, "open_tickets": s.open_tickets,
+        emit_json({"config": app.config.source, "database": app.db.describe(),
+                   "agent_mail_verified": agent_mail_verified(app.config),
+                   "inbound": s.inbound, "outbox": s.outbox, "open_tickets": s.open_tickets,
+                   "undone": s.undone,
                    "oldest_pending_outbox": s.oldest_pending_out,
                    "mailboxes": list(s.mailboxes), "attention": attention})
     else:
         def counts(d: dict[str, int]) -> str:
             return ", ".join(f"{n} {state}" for state, n in sorted(d.items())) or "none"
 
+        # which settings and which store: a CLI that quietly read the wrong ones would
+        # report "nothing needs attention" about an empty database
+        print(f"config:       {app.config.source}")
         print(f"database:     {app.db.describe()}")
+        print(f"agents:       {trust_summary(app.config)}")
         print(f"incoming:     {counts(s.inbound)}")
         print(f"outgoing:     {counts(s.outbox)}")
         print(f"open tickets: {s.open_tickets}")
+        say("undone:       " + (", ".join(f"{slug} {n}" for slug, n in sorted(s.undone.items()))
+                                or "none"))
         for box in s.mailboxes:
-            print(f"mailbox:      {box['name']}: {box['state']}")
-        print("attention:    " + ("nothing" if not attention else attention[0]))
+            say(f"mailbox:      {box['name']}: {box['state']}")
+        # attention lines quote relay and IMAP server errors: shown safe
+        say("attention:    " + ("nothing" if not attention else attention[0]))
         for line in attention[1:]:
-            print(f"              {line}")
+            say(f"              {line}")
     return 1 if attention else 0

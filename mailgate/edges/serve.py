@@ -1,27 +1,38 @@
-"""The `serve` process: SMTP listener, spool, timed jobs, and the worker that processes
-and sends (see `edges.workers`).
+"""The `serve` process: SMTP (and LMTP) listeners, spool, timed jobs, the metrics page,
+and the worker that processes and sends (see `edges.workers`).
 
-`Daemon.start()` returns only when the SMTP port answers, and re-raises start-up errors.
+`Daemon.start()` returns only when the SMTP port (and the LMTP socket or port, and the
+metrics port, when configured) answers, and re-raises start-up errors.
 `Daemon.stop()` shuts down in the order that loses nothing: refuse new connections
 (421), let sessions in DATA finish (up to the shutdown timeout), flush the spool, let
 the current mail finish processing, stop sending. `DaemonThread` runs the same object
 on its own event loop in a background thread: that is how tests run it.
+`serve_forever` is the `mailgate serve` process: it tells systemd (Type=notify) when the
+listener answers, pings its watchdog from the event loop, and says when it stops.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
+import socket
 import threading
 
 from mailgate.bootstrap import App
+from mailgate.config import trust_warning
 from mailgate.edges.imap import MailboxFetcher
+from mailgate.edges.lmtp import LmtpListener
+from mailgate.edges.metrics import Metrics, build_metrics, instance_name
 from mailgate.edges.relay import OutboxSender
 from mailgate.edges.smtp import IngestHandler, SmtpListener, tls_context
 from mailgate.edges.spool import Spool
 from mailgate.edges.workers import Loops, WorkerProcess, make_parser
+from mailgate.handlers import ServiceError
 from mailgate.handlers.timers import run_reminders, run_timers
 from scheduler.jobs import Job, build_scheduler
+from store.db import InstanceLocked, hold_instance_lock
 
 
 class Daemon:
@@ -34,9 +45,11 @@ class Daemon:
             self.work: Loops | WorkerProcess = Loops(app, make_parser(app))
         else:
             self.work = WorkerProcess(app)
-        handler = IngestHandler(app.recipient_rules, self.spool,
-                                max_recipients=cfg.smtp.max_recipients,
-                                max_received=cfg.smtp.max_received_headers)
+        self.metrics: Metrics | None = None
+        if cfg.metrics.listen:
+            self.metrics = build_metrics(app.db, cfg.metrics.listen,
+                                         instance_name(cfg.metrics.instance, cfg.smtp.port))
+        handler = self._handler("smtp")
         self.smtp = SmtpListener(handler, host=cfg.smtp.host, port=cfg.smtp.port,
                                  hostname=cfg.smtp.hostname,
                                  data_size_limit=cfg.smtp.max_message_bytes,
@@ -49,6 +62,26 @@ class Daemon:
         self.address: tuple[str, int] | None = None
         self.fetchers = [MailboxFetcher(app, box, on_stored=lambda _ids: self.wake_processor())
                          for box in cfg.imap]
+        self.lmtp: LmtpListener | None = None
+        if cfg.lmtp.socket or cfg.lmtp.port:
+            # the SMTP limits: an MTA in front must not get through what SMTP refuses
+            self.lmtp = LmtpListener(self._handler("lmtp"), path=cfg.lmtp.socket,
+                                     host=cfg.lmtp.host, port=cfg.lmtp.port,
+                                     hostname=cfg.smtp.hostname,
+                                     data_size_limit=cfg.smtp.max_message_bytes,
+                                     max_line_bytes=cfg.smtp.max_line_bytes,
+                                     timeout=cfg.smtp.timeout_seconds)
+        if self.metrics is not None:
+            for fetcher in self.fetchers:
+                self.metrics.counters.watch_fetcher(fetcher)
+
+    def _handler(self, listener: str) -> IngestHandler:
+        cfg = self.app.config
+        return IngestHandler(self.app.recipient_rules, self.spool,
+                             max_recipients=cfg.smtp.max_recipients,
+                             max_received=cfg.smtp.max_received_headers, source=listener,
+                             on_reply=self.metrics.counters.on_reply(listener)
+                             if self.metrics is not None else None)
 
     @property
     def ingest(self):
@@ -69,7 +102,11 @@ class Daemon:
         self.spool.start()
         try:
             self.address = await self.smtp.start()
+            await self._start_extras()
         except BaseException:
+            await self.smtp.close()
+            if self.lmtp is not None:
+                await self.lmtp.close()
             self.spool.stop()
             await asyncio.to_thread(self.work.stop)
             raise
@@ -77,18 +114,43 @@ class Daemon:
         self.scheduler.start()
         for fetcher in self.fetchers:
             fetcher.start()
+        if warning := trust_warning(self.app.config):
+            self.app.log.warning(warning)
         self.app.log.info("mailgate listening", smtp=f"{self.address[0]}:{self.address[1]}",
+                          lmtp=self.lmtp.describe() if self.lmtp else "off",
+                          metrics=f"{self.metrics.server.host}:{self.metrics.server.port}"
+                          if self.metrics else "off",
                           database=self.app.db.describe(),
                           relay=f"{self.app.config.outbound.host}:"
                                 f"{self.app.config.outbound.port}")
         return self.address
 
+    async def _start_extras(self) -> None:
+        """LMTP and metrics; their errors name them (the CLI's OSError message is
+        about the SMTP port)."""
+        if self.lmtp is not None:
+            try:
+                await self.lmtp.start()
+            except OSError as exc:
+                raise ServiceError(f"cannot listen for LMTP on {self.lmtp.describe()}: "
+                                   f"{exc.strerror or exc}") from None
+        if self.metrics is not None:
+            try:
+                await asyncio.to_thread(self.metrics.server.start)
+            except OSError as exc:
+                raise ServiceError(f"cannot serve metrics on {self.app.config.metrics.listen}"
+                                   f": {exc.strerror or exc}") from None
+
     async def stop(self) -> None:
         """Refuse new connections (421), let sessions in DATA finish, flush the spool,
         let the batch being processed and the mail being sent finish."""
         timeout = self.app.config.smtp.shutdown_timeout_seconds
-        cut = await self.smtp.drain(timeout)
-        await self.smtp.close()
+        listeners = [self.smtp] + ([self.lmtp] if self.lmtp is not None else [])
+        cut = sum(await asyncio.gather(*(lst.drain(timeout) for lst in listeners)))
+        for lst in listeners:
+            await lst.close()
+        if self.metrics is not None:
+            await asyncio.to_thread(self.metrics.server.stop)
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
         for fetcher in self.fetchers:
@@ -152,17 +214,81 @@ class DaemonThread:
         self.loop.close()
 
 
+# --- systemd ------------------------------------------------------------------------------
+# sd_notify(3) is one datagram per message to $NOTIFY_SOCKET; written out here rather than
+# taken from the `sdnotify` package because it is that small, and because the variables
+# must also be taken out of the environment: the worker processes inherit it, and under
+# NotifyAccess=main only this process may speak for the service.
+
+
+def notify_target(address: str) -> str:
+    """'@name' is a socket in the abstract namespace: a leading NUL byte on the wire."""
+    return "\0" + address[1:] if address.startswith("@") else address
+
+
+def watchdog_interval(usec: str, for_pid: str, pid: int) -> float | None:
+    """Seconds between WATCHDOG=1 pings (half the interval systemd allows), or None when
+    no watchdog is armed or it is armed for another process."""
+    if not usec.isdigit() or int(usec) == 0 or (for_pid and for_pid != str(pid)):
+        return None
+    return int(usec) / 2_000_000
+
+
+class SystemdNotifier:
+    def __init__(self, address: str, watchdog: float | None) -> None:
+        self.address = address          # empty: not run by systemd, every call a no-op
+        self.watchdog = watchdog
+
+    @classmethod
+    def from_environ(cls) -> SystemdNotifier:
+        address = os.environ.pop("NOTIFY_SOCKET", "")
+        usec = os.environ.pop("WATCHDOG_USEC", "")
+        for_pid = os.environ.pop("WATCHDOG_PID", "")
+        return cls(address, watchdog_interval(usec, for_pid, os.getpid()) if address
+                   else None)
+
+    def notify(self, *lines: str) -> None:
+        if not self.address:
+            return
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock, \
+                contextlib.suppress(OSError):   # systemd gone: nothing to tell
+            sock.sendto("\n".join(lines).encode(), notify_target(self.address))
+
+    async def ping_watchdog(self) -> None:
+        """Runs on the event loop: a loop that hangs stops the pings, and systemd
+        restarts the service."""
+        while self.watchdog:
+            self.notify("WATCHDOG=1")
+            await asyncio.sleep(self.watchdog)
+
+
 async def serve_forever(app: App) -> int:
+    systemd = SystemdNotifier.from_environ()     # before the worker processes start
+    try:
+        # held until this process ends (the descriptor is never closed before that)
+        lock = hold_instance_lock(app.config.database.url)
+    except InstanceLocked as exc:
+        raise ServiceError(str(exc)) from None
     daemon = Daemon(app)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    host, port = await daemon.start()
-    print(f"mailgate: SMTP on {host}:{port}, database {app.db.describe()}, relay "
+    host, port = await daemon.start()       # every listener answers: READY may be sent
+    lmtp = f", LMTP on {daemon.lmtp.describe()}" if daemon.lmtp is not None else ""
+    print(f"mailgate: SMTP on {host}:{port}{lmtp}, database {app.db.describe()}, relay "
           f"{app.config.outbound.host}:{app.config.outbound.port} — Ctrl-C to stop",
           flush=True)
+    systemd.notify("READY=1", f"STATUS=SMTP on {host}:{port}{lmtp}, relay "
+                              f"{app.config.outbound.host}:{app.config.outbound.port}")
+    pings = asyncio.create_task(systemd.ping_watchdog())
     await stop.wait()
+    systemd.notify("STOPPING=1", "STATUS=stopping: finishing open sessions")
     print("mailgate: stopping (finishing open sessions)", flush=True)
     await daemon.stop()
+    pings.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await pings
+    if lock is not None:
+        os.close(lock)
     return 0
