@@ -67,7 +67,9 @@ def build_app(config: Config, *, clock: Clock = system_clock, configure_logs: bo
     rules = RecipientRules(config.support_local,
                            frozenset(d.lower() for d in config.mail.domains))
     limits = Limits(max_parts=config.processing.max_mime_parts,
-                    max_depth=config.processing.max_mime_depth)
+                    max_depth=config.processing.max_mime_depth,
+                    max_header_count=config.processing.max_header_count,
+                    max_header_bytes=config.processing.max_header_bytes)
     return App(config=config, db=db, templates=Templates(config.templates.override_dir or None),
                composer=composer, token_keys=keys, recipient_rules=rules, limits=limits,
                workflows=build_workflows(config.workflows), clock=clock)

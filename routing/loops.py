@@ -2,10 +2,17 @@
 reports, and automatic mail (which is stored but never answered automatically).
 
 The same checks run for mail from SMTP, IMAP and the pipe. RFC 3834 and common
-practice: `Auto-Submitted` other than `no`, `Precedence` bulk/junk/list, and mail from
-the null envelope sender are automatic; an `X-Auto-Response-Suppress` header on human
-mail only asks us not to answer. Pure: takes header pairs, the envelope and what marks
-our own mail, returns values with the reasons.
+practice: `Auto-Submitted` other than `no`, `Precedence` bulk/junk, autoreply headers,
+robot senders and out-of-office or delivery-failure subjects make a mail automatic.
+Some signals only ask us not to answer (`suppress_reply`), as RT and Zammad treat them:
+mailing-list mail (`List-Id`, `Precedence: list`, `List-Unsubscribe`) is written by a
+person and passed on by a list, so it is a human mail that gets no acknowledgement (an
+answer would go to the whole list); a null envelope sender alone is not proof of a
+machine (spam uses it too) but RFC 3834 forbids answering it; it makes the mail
+automatic only together with a delivery report or another automatic signal. So does
+`X-Auto-Response-Suppress` on human mail. `reasons` names every signal that decided.
+Pure: takes header pairs, the envelope and what marks our own mail, returns values with
+the reasons.
 """
 
 from __future__ import annotations
@@ -59,33 +66,48 @@ _ROBOT_LOCAL = re.compile(r"^(mailer-daemon|postmaster|no-?reply|do-?not-?reply|
 
 def classify_automatic(headers: Sequence[tuple[str, str]], *, envelope_sender: str | None,
                        sender: str | None = None, subject: str = "") -> AutoClass:
-    """`envelope_sender` None means unknown (IMAP): the Return-Path header stands in."""
-    reasons: list[str] = []
+    """`envelope_sender` "" is the null sender (never answered; automatic only with
+    another automatic signal); None means unknown (IMAP, a piped mail without --sender):
+    the topmost Return-Path header stands in, and without one the sender counts as a
+    person's, not as null."""
+    reasons: list[str] = []          # signals that make the mail automatic
+    quiet: list[str] = []            # signals that only forbid an automatic answer
     auto_submitted = _first(headers, "Auto-Submitted")
     if auto_submitted is not None and auto_submitted.split(";")[0].strip().lower() != "no":
         reasons.append(f"Auto-Submitted: {auto_submitted[:60]}")
     precedence = (_first(headers, "Precedence") or "").lower()
-    if precedence in ("bulk", "junk", "list", "auto_reply"):
+    if precedence in ("bulk", "junk", "auto_reply"):
         reasons.append(f"Precedence: {precedence}")
+    elif precedence == "list":
+        quiet.append("mailing list (Precedence: list): no automatic answer")
     for name in ("X-Autoreply", "X-Autorespond", "X-Autoresponder", "X-AutoReply-From",
-                 "X-Mail-Autoreply", "List-Id", "List-Unsubscribe", "Feedback-ID"):
+                 "X-Mail-Autoreply", "Feedback-ID"):
         if _first(headers, name) is not None:
             reasons.append(f"{name} header")
+    for name in ("List-Id", "List-Unsubscribe", "List-Post"):
+        if _first(headers, name) is not None:
+            quiet.append(f"mailing list ({name}): no automatic answer")
     if (_first(headers, "X-Auto-Response-Suppress") or "").lower() == "all" and _first(
             headers, "X-MS-Exchange-Generated-Message-Source") is not None:
         reasons.append("Exchange-generated")
-    if envelope_sender is None:
-        return_path = _first(headers, "Return-Path")
-        envelope_sender = "?" if return_path is None else return_path.strip()
-    if envelope_sender.strip().strip("<>").strip() == "":
-        reasons.append("null envelope sender")
+    ctype = (_first(headers, "Content-Type") or "").lower()
+    if "multipart/report" in ctype:
+        reasons.append("delivery or disposition report (multipart/report)")
     if sender and _ROBOT_LOCAL.match(sender.split("@")[0]):
         reasons.append(f"sender {sender.split('@')[0]} is a robot address")
     if subject and _AUTO_SUBJECT.match(subject):
         reasons.append("automatic-reply subject")
+    if envelope_sender is None:
+        envelope_sender = _first(headers, "Return-Path")
+    if envelope_sender is not None and envelope_sender.strip().strip("<>").strip() == "":
+        # spam uses the null sender too: alone it only forbids an answer (RFC 3834 §2)
+        (reasons if reasons else quiet).append("null envelope sender")
     suppress = _first(headers, "X-Auto-Response-Suppress")
-    suppress_reply = bool(suppress) and suppress.lower() not in ("none",)
-    return AutoClass(bool(reasons), suppress_reply, tuple(reasons))
+    if suppress and suppress.lower() != "none":
+        quiet.append(f"X-Auto-Response-Suppress: {suppress[:60]}")
+    if reasons:
+        return AutoClass(True, bool(quiet), tuple(reasons + quiet))
+    return AutoClass(False, bool(quiet), tuple(quiet))
 
 
 def is_bounce(content_type: str, headers: Sequence[tuple[str, str]], sender: str | None,

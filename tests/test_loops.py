@@ -21,10 +21,8 @@ AUTOMATIC = [
     ({"Auto-Submitted": "auto-generated"}, "Report", CARLA),
     ({"Precedence": "bulk"}, "Newsletter", CARLA),
     ({"Precedence": "junk"}, "Hi", CARLA),
-    ({"Precedence": "list"}, "Hi", CARLA),
     ({"X-Autoreply": "yes"}, "Hi", CARLA),
     ({"X-Autorespond": "Hi"}, "Hi", CARLA),
-    ({"List-Id": "<team.lists.client.example>"}, "Hi", CARLA),
     ({}, "Out of Office: Drucker", CARLA),
     ({}, "Automatic reply: Drucker", CARLA),
     ({}, "Abwesenheitsnotiz: Drucker", CARLA),
@@ -45,6 +43,48 @@ def test_automatic_mail_is_recognised(headers, subject, sender):
     assert auto.automatic, (headers, subject, sender)
 
 
+# Human mail that must get no automatic answer but is not automatic for loop purposes
+# (RT and Zammad treat list mail so): mailing lists, and the null envelope sender alone
+# (spam uses it; RFC 3834 forbids answering it). Before issue 13 these were "automatic".
+NO_ANSWER = [
+    ({"Precedence": "list"}, "Hi", "x@client.example", "Precedence: list"),
+    ({"List-Id": "<team.lists.client.example>"}, "Hi", "x@client.example", "List-Id"),
+    ({"List-Unsubscribe": "<mailto:u@lists.example>"}, "Hi", "x@client.example",
+     "List-Unsubscribe"),
+    ({}, "Cheap watches", "", "null envelope sender"),
+    ({"Return-Path": "<>"}, "Cheap watches", None, "null envelope sender"),
+]
+
+
+@pytest.mark.parametrize(("headers", "subject", "envelope", "reason"), NO_ANSWER)
+def test_list_mail_and_a_bare_null_sender_get_no_answer_but_are_not_automatic(
+        headers, subject, envelope, reason):
+    pairs = [("From", CARLA), *headers.items()]
+    auto = classify_automatic(pairs, envelope_sender=envelope, sender=CARLA, subject=subject)
+    assert not auto.automatic and auto.suppress_reply and auto.no_auto_reply
+    assert any(reason in r for r in auto.reasons), auto.reasons
+
+
+# A null sender together with another automatic signal decides "automatic"; the reasons
+# name every signal.
+WITH_NULL = [
+    ({"Auto-Submitted": "auto-replied"}, "Hi", CARLA, "Auto-Submitted: auto-replied"),
+    ({"Content-Type": "multipart/report; report-type=delivery-status"}, "Hi", CARLA,
+     "multipart/report"),
+    ({}, "Undelivered Mail Returned to Sender", CARLA, "automatic-reply subject"),
+    ({}, "Hi", "mailer-daemon@mx.client.example", "robot address"),
+]
+
+
+@pytest.mark.parametrize(("headers", "subject", "sender", "reason"), WITH_NULL)
+def test_a_null_sender_with_a_dsn_or_auto_signal_is_automatic(headers, subject, sender,
+                                                              reason):
+    pairs = [("From", sender), *headers.items()]
+    auto = classify_automatic(pairs, envelope_sender="", sender=sender, subject=subject)
+    assert auto.automatic
+    assert any(reason in r for r in auto.reasons) and "null envelope sender" in auto.reasons
+
+
 HUMAN = [({}, "Drucker druckt nicht", CARLA), ({"Auto-Submitted": "no"}, "Hi", CARLA),
          ({}, "Re: office party", CARLA), ({}, "Urlaubsplanung", CARLA)]
 
@@ -56,7 +96,8 @@ def test_human_mail_is_not_automatic(headers, subject, sender):
                                   subject=subject).automatic
 
 
-@pytest.mark.parametrize(("headers", "subject", "sender"), AUTOMATIC[:9])
+@pytest.mark.parametrize(("headers", "subject", "sender"),
+                         [*AUTOMATIC[:7], *((*n[:2], CARLA) for n in NO_ANSWER[:2])])
 def test_automatic_mail_is_stored_but_never_acknowledged(mg, headers, subject, sender):
     mg.send(make_mail(sender=sender, subject=subject, headers=headers))
     mg.settle()

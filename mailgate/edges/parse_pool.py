@@ -1,10 +1,12 @@
 """Parsing off the event loop, in worker processes that can be killed.
 
 A hostile mail may make a parser spin, recurse or eat memory. Threads cannot be
-stopped, so the daemon parses in a few worker processes with a memory cap; a worker
-that overruns its time is killed and replaced, and the mail is reported as crashed
-(the pipeline retries it and finally quarantines it). `InlineParser` does the same
-work in the calling process for one-shot CLI commands.
+stopped, so the daemon parses in a few worker processes with a memory cap. A worker
+that overruns its time is killed and replaced, and the mail is rejected: the time limit
+is a limit like the MIME ones, so the mail is quarantined on its first attempt instead
+of holding a worker for the whole timeout again at every retry. A worker that dies or
+runs out of memory is reported as crashed (the pipeline retries, then quarantines).
+`InlineParser` does the same work in the calling process for one-shot CLI commands.
 """
 
 from __future__ import annotations
@@ -133,7 +135,8 @@ class ParsePool:
         try:
             worker.conn.send_bytes(raw)
             if not worker.conn.poll(self.timeout):
-                raise ParseCrashed(f"parsing took longer than {self.timeout:g} s")
+                raise ParseRejected(f"parsing took longer than {self.timeout:g} s "
+                                    "([processing] parse_timeout_seconds)")
             status, value = worker.conn.recv()
             healthy = True
         except (EOFError, OSError) as exc:

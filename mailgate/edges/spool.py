@@ -23,6 +23,7 @@ from sqlmodel import select
 
 from mailgate import faults
 from store.db import Database, large_blob, write_blob
+from store.inbox import UNKNOWN_SENDER
 from store.models import Inbound, utcnow
 
 _STOP = object()
@@ -33,7 +34,7 @@ MAX_BATCH_BYTES = 64 * 1024 * 1024
 @dataclass(frozen=True)
 class Arrival:
     raw: bytes
-    mail_from: str
+    mail_from: str | None         # the envelope sender: "" null (a bounce), None unknown
     rcpt_tos: tuple[str, ...]
     source: str = "smtp"
     peer: str = ""
@@ -58,7 +59,8 @@ def store_arrivals(db: Database, arrivals: list[Arrival]) -> list[int]:
                 continue
             piecewise = large_blob(session, len(a.raw))
             row = Inbound(received_at=now, source=a.source, peer=a.peer[:200],
-                          helo=a.helo[:255], mail_from=a.mail_from[:512],
+                          helo=a.helo[:255],
+                          mail_from=UNKNOWN_SENDER if a.mail_from is None else a.mail_from[:512],
                           rcpt_tos=list(a.rcpt_tos), size=len(a.raw),
                           raw=func.zeroblob(len(a.raw)) if piecewise else a.raw,
                           sha256=hashlib.sha256(a.raw).hexdigest(), imap_key=a.imap_key)

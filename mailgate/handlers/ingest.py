@@ -41,7 +41,7 @@ class Claimed:
     id: int
     head: bytes                 # the first HEAD bytes of the mail
     rcpt_tos: list[str]
-    mail_from: str
+    mail_from: str | None       # "" the null sender, None unknown
     source: str
     attempts: int
     verdict: Verdict | None
@@ -195,6 +195,7 @@ class Ingest:
             # a token that fails for this sender: look wider to tell the admin why
             mine = tickets.tickets_of_sender(session=session, email=facts.sender)
             decision = route(facts, batch.directory(self.app, facts, mine), now)
+        # IMAP keeps no envelope (its Return-Path header stands in, as for any unknown one)
         envelope = None if row.source.startswith("imap") else row.mail_from
         auto = classify_automatic(mail.headers, envelope_sender=envelope,
                                   sender=mail.sender.address, subject=mail.subject)
@@ -248,7 +249,8 @@ class Ingest:
                                    from_domain=domain)
         if cfg.verify_dkim:
             return dkim_verified(raw, domain, dnsfunc=self.dnsfunc)
-        return Verdict(True, "not checked (no trusted_authserv_id, verify_dkim off)")
+        return Verdict(True, "not checked (no trusted_authserv_id, verify_dkim off)",
+                       checked=False)
 
     # --- endings ------------------------------------------------------------------------
 

@@ -39,9 +39,10 @@ def _is_outlook_divider(attrs: dict[str, str]) -> bool:
 
 
 class _Text(HTMLParser):
-    def __init__(self, max_chars: int) -> None:
+    def __init__(self, max_chars: int, images: dict[str, str] | None = None) -> None:
         super().__init__(convert_charrefs=True)
         self.max_chars = max_chars
+        self.images = images or {}       # content-id -> attachment name
         self.size = 0
         self.lines: list[tuple[int, str]] = []  # (quote depth, text)
         self.current: list[str] = []
@@ -90,7 +91,12 @@ class _Text(HTMLParser):
             self.lines.append((self.depth, "________________________________"))
             return
         if tag in _VOID:
-            if tag == "img" and attrs.get("alt"):
+            src = (attrs.get("src") or "").strip()
+            if tag == "img" and src[:4].lower() == "cid:":
+                # an inline image: name the attachment it shows, so the text says where
+                cid = src[4:].strip("<>")
+                self._emit(f"[image: {self.images.get(cid) or attrs.get('alt') or cid}]")
+            elif tag == "img" and attrs.get("alt"):
                 self._emit(f"[{attrs['alt']}]")
             return
         quote = _is_quote(tag, attrs)
@@ -164,14 +170,40 @@ class _Text(HTMLParser):
         return re.sub(r"(\n[ >]*)+$", "", text).strip("\n")
 
 
-def html_to_text(markup: str, *, max_chars: int = MAX_CHARS) -> str:
-    """Readable text of an HTML body, at most `max_chars` characters of content."""
+def html_to_text(markup: str, *, max_chars: int = MAX_CHARS,
+                 images: dict[str, str] | None = None) -> str:
+    """Readable text of an HTML body, at most `max_chars` characters of content.
+    `images` maps the Content-IDs of inline images to their attachment names."""
     if not markup:
         return ""
-    parser = _Text(max_chars)
+    parser = _Text(max_chars, images)
     try:
         parser.feed(markup[: max_chars * 4])
         parser.close()
     except (AssertionError, ValueError):  # html.parser's rare internal errors on garbage
         return html.unescape(re.sub(r"<[^>]*>", " ", markup[:max_chars]))[:max_chars]
     return parser.result()
+
+
+_STUB = re.compile(
+    r"(this is an? (html|multi-?part|mime)[- ](formatted )?(message|e-?mail)|"
+    r"(your|this) (e-?mail )?(client|reader|program) (does not|doesn't|cannot) "
+    r"(support|display)|to view this (message|e-?mail)|html[- ]compatible|"
+    r"view (it|this) in (your|a) (web )?browser|diese nachricht (ist|enthält) html)",
+    re.IGNORECASE)
+
+
+def choose_body(plain: str, html: str, images: dict[str, str]) -> tuple[str, str]:
+    """(body text, defect): the text/plain part, unless it is empty or a stub beside an
+    HTML part that carries the content (then the HTML converted to text)."""
+    if not html.strip():
+        return plain, ""
+    if not plain.strip():
+        return html_to_text(html, images=images), ""
+    converted = html_to_text(html, images=images)
+    words = len(plain.split())
+    html_words = len(re.sub(r"<[^<>\s]+>", " ", converted).split())
+    if (_STUB.search(plain) and words < 40 and html_words) or \
+            (html_words >= 40 and words * 5 < html_words):
+        return converted, "text/plain part is a stub; the HTML part was used"
+    return plain, ""

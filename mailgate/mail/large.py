@@ -17,11 +17,19 @@ import secrets
 from dataclasses import dataclass
 
 from mailgate.mail.mimecheck import Leaf
+from mailgate.mail.transfer import to_lf
 
 LARGE = 256 * 1024
+# (the type test looks ahead past the spaces itself: `\s*(?!text/)` would backtrack to
+# zero spaces and take every big text/plain body for an attachment)
 _ATTACHMENT = re.compile(rb"(?i)(content-disposition\s*:\s*attachment|\bfilename\*?\s*=|"
-                         rb"\bname\*?\s*=|content-type\s*:\s*(?!text/|multipart/|message/))")
-_CTE = re.compile(rb"(?im)^content-transfer-encoding\s*:\s*([A-Za-z0-9-]+)")
+                         rb"\bname\*?\s*=|content-type\s*:(?!\s*(?:text|multipart|message)/))")
+# The encoding fields of a part (a line start may follow a bare CR), each value to the
+# end of the line, compared whole.
+_CTE = re.compile(rb"(?i)(?<![^\r\n])content-transfer-encoding:[ \t]*([^\r\n]*)")
+_NOT_TEXT = re.compile(rb"(?im)^content-type:(?![ \t]*(?:text|message)/)")
+_VALID = (b"base64", b"quoted-printable", b"7bit", b"8bit", b"binary", b"x-uuencode",
+          b"uuencode", b"x-uue", b"uue")
 
 
 @dataclass(frozen=True)
@@ -39,12 +47,20 @@ def extract(raw: bytes, leaves: tuple[Leaf, ...]) -> Extracted | None:
     header = f"X-Mailgate-Body-{secrets.token_hex(8)}"
     pieces, bodies, pos = [], [], 0
     view = memoryview(raw)
-    for n, leaf in enumerate(big):
-        ctes = _CTE.findall(raw, leaf.head_start, leaf.head_end)
-        body = _decode(view[leaf.body_start:leaf.body_end], ctes[-1].lower() if ctes else b"")
+    for leaf in big:
+        # a decoding encoding wins over an identity label, as in mail.transfer
+        ctes = [m[1].strip().lower()
+                for m in _CTE.finditer(raw, leaf.head_start, leaf.head_end)]
+        cte = next((c for c in ctes if c in _VALID[:2]),
+                   next((c for c in ctes if c in _VALID), ctes[0] if ctes else b""))
+        body = _decode(view[leaf.body_start:leaf.body_end], cte)
+        if body is not None and cte in (b"", b"7bit", b"8bit", b"quoted-printable") and \
+                not _NOT_TEXT.search(raw, leaf.head_start, leaf.head_end):
+            body = to_lf(body)              # text line ends as mail.transfer reads them
         if body is None:
             continue                                   # left to the parser
-        pieces += [view[pos:leaf.head_end], f"\r\n{header}: {n}".encode("ascii"),
+        # numbered by the decoded bodies, so a part left to the parser shifts nothing
+        pieces += [view[pos:leaf.head_end], f"\r\n{header}: {len(bodies)}".encode("ascii"),
                    view[leaf.head_end:leaf.body_start]]
         bodies.append(body)
         pos = leaf.body_end

@@ -1,21 +1,34 @@
 """Walk a parsed MIME tree: the text and HTML bodies, the attachments, the defects.
 
 Works on the standard library's `email.message.Message` (compat32: it keeps what the
-sender wrote and never raises on odd input). The first text/plain and text/html parts
-that are not attachments are the body; every other leaf is an attachment with its bytes
-exactly as they decode; an attached mail (message/rfc822) is one attachment named after
-its subject, not a source of body text. Text is decoded by its declared charset, else
-as UTF-8, else as Windows-1252, and each fallback is recorded as a defect. Pure.
+sender wrote and never raises on odd input). The text/plain parts that are not
+attachments are the body text; the first text/html part is the HTML body (later ones in
+a multipart/mixed continue it, as Apple Mail writes them; any other extra HTML document
+is kept as an attachment). Every other leaf is an attachment with its bytes exactly as
+they decode (mail.transfer); unnamed ones are called `file-N.<ext by type>`; an attached
+mail (message/rfc822) is one attachment named `<its subject>.eml`; a winmail.dat also
+gives the files inside it; uuencoded blocks in a text body become attachments. Text is
+decoded by the charset chain of mail.charsets, each fallback recorded as a defect. Pure.
 """
 
 from __future__ import annotations
 
 import hashlib
+import mimetypes
+import re
 from dataclasses import dataclass, field
 from email.message import Message
 
+from mailgate.mail.charsets import decode_text
 from mailgate.mail.large import Extracted
-from mailgate.mail.text import clean_text_line, decode_header_value, safe_filename
+from mailgate.mail.text import (
+    clean_text_line,
+    decode_header_value,
+    safe_filename,
+    unescape_8bit,
+)
+from mailgate.mail.tnef import is_tnef, unpack_tnef
+from mailgate.mail.transfer import decoded_payload, inline_uuencoded
 
 
 @dataclass(frozen=True)
@@ -34,13 +47,36 @@ class Body:
     html: list[str] = field(default_factory=list)
     attachments: list[ParsedAttachment] = field(default_factory=list)
     defects: list[str] = field(default_factory=list)
+    hint: str = ""                  # the first charset the mail declares anywhere
+
+
+def header_values(msg: Message, name: str, hint: str = "") -> list[str]:
+    """Every value of header `name` as the sender wrote it, unfolded, its 8-bit bytes
+    decoded (`hint`: the charset the mail's text declares). (compat32's own `get` wraps
+    8-bit values in a Header whose str() turns every such byte into U+FFFD.)"""
+    name = name.lower()
+    return [unfold(unescape_8bit(str(v), hint)) for k, v in msg.raw_items()
+            if k.lower() == name]
+
+
+def first_value(msg: Message, name: str, hint: str = "") -> str:
+    values = header_values(msg, name, hint)
+    return values[0] if values else ""
+
+
+def unfold(value: str) -> str:
+    """RFC 5322 unfolding: a line break before a space or tab goes; the space stays."""
+    return _FOLD.sub("", value) if "\r" in value or "\n" in value else value
+
+
+_FOLD = re.compile(r"(?:\r\n|\r|\n)(?=[ \t])")
 
 
 def walk(msg: Message, large: Extracted | None = None) -> Body:
-    body = Body()
-    stack = [msg]
+    body = Body(hint=_first_charset(msg))
+    stack: list[tuple[Message, str]] = [(msg, "")]
     while stack:
-        part = stack.pop()
+        part, parent = stack.pop()
         body.defects.extend(type(d).__name__ for d in getattr(part, "defects", ()))
         ctype = part.get_content_type()
         if ctype == "message/rfc822" and part is not msg:
@@ -48,36 +84,40 @@ def walk(msg: Message, large: Extracted | None = None) -> Body:
             continue
         if part.is_multipart():
             payload = part.get_payload()
-            stack.extend(reversed([p for p in payload if isinstance(p, Message)]))
+            stack.extend(reversed([(p, ctype) for p in payload if isinstance(p, Message)]))
             continue
         filename = part.get_filename()
         attached = part.get_content_disposition() == "attachment" or filename
-        if ctype in ("text/plain", "text/html") and not attached:
-            (body.text if ctype == "text/plain" else body.html).append(_text(part, body))
+        if ctype == "text/plain" and not attached:
+            text, found = inline_uuencoded(_text(part, body))
+            body.text.append(text)
+            for name, data in found:
+                body.defects.append(f"uuencoded file {name[:60]!r} in the text")
+                _add(body, decode_header_value(name), "application/octet-stream", "", data)
+        elif ctype == "text/html" and not attached and (
+                not body.html or parent == "multipart/mixed"):
+            body.html.append(_text(part, body))
         else:
             _attachment(part, ctype, filename or "", body, large)
     return body
 
 
+def _first_charset(msg: Message) -> str:
+    """The first charset a part declares: what a client wrote the rest of the mail in."""
+    for part in msg.walk():
+        charset = part.get_param("charset")
+        if isinstance(charset, str) and charset.strip():
+            return charset.strip()[:40]
+    return ""
+
+
 def _text(part: Message, body: Body) -> str:
-    data = part.get_payload(decode=True) or b""
-    charset = (part.get_content_charset() or "").strip()
-    if charset:
-        try:
-            return data.decode(_CHARSET_SUPERSETS.get(charset, charset))
-        except (LookupError, UnicodeDecodeError):
-            body.defects.append(f"text not valid {charset[:40]}; read as a fallback")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        body.defects.append("text is not UTF-8; read as Windows-1252")
-        return data.decode("cp1252", "replace")
-
-
-# Labels that senders use for text in a larger encoding (mature parsers do the same).
-_CHARSET_SUPERSETS = {"gb2312": "gb18030", "gbk": "gb18030", "ks_c_5601-1987": "cp949",
-                      "us-ascii": "utf-8", "ascii": "utf-8",
-                      "x-sjis": "shift_jis", "shift-jis": "shift_jis"}
+    data, defects = decoded_payload(part)
+    body.defects.extend(defects)
+    text, defect = decode_text(data, part.get_content_charset() or "", body.hint)
+    if defect:
+        body.defects.append(defect)
+    return text
 
 
 def _attachment(part: Message, ctype: str, filename: str, body: Body,
@@ -87,12 +127,18 @@ def _attachment(part: Message, ctype: str, filename: str, body: Body,
             and int(number) < len(large.bodies):
         data = large.bodies[int(number)]               # decoded beforehand (mail.large)
     else:
-        data = part.get_payload(decode=True)
-    if data is None:
-        payload = part.get_payload()
-        data = payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
+        data, defects = decoded_payload(part)
+        body.defects.extend(defects)
     cid = clean_text_line(str(part.get("Content-ID") or "")).strip("<>")[:255]
-    _add(body, decode_header_value(filename), ctype, cid, data)
+    name = decode_header_value(filename)
+    _add(body, name, ctype, cid, data)
+    if is_tnef(ctype, name, data):
+        files, defect = unpack_tnef(data)
+        if defect:
+            body.defects.append(defect)
+        for inner, content in files:
+            _add(body, inner, mimetypes.guess_type(inner)[0] or "application/octet-stream",
+                 "", content)
 
 
 def _attached_mail(part: Message, body: Body) -> None:
@@ -100,12 +146,13 @@ def _attached_mail(part: Message, body: Body) -> None:
     inner = payload[0] if isinstance(payload, list) and payload else None
     if isinstance(inner, Message):
         data = inner.as_bytes()
-        subject = decode_header_value(str(inner.get("Subject") or ""))
+        subject = decode_header_value(first_value(inner, "Subject"))
     else:
         data = payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
         subject = ""
-    name = decode_header_value(part.get_filename() or "") or (f"{subject}.eml" if subject
-                                                             else "")
+    # a file name is the mail's subject, not whatever a client made up (ATT00001.eml)
+    name = (re.sub(r"[/\\]", "_", subject) + ".eml" if subject.strip() else
+            decode_header_value(part.get_filename() or ""))
     _add(body, name, "message/rfc822", "", data)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from mailgate.mail.templating import TemplateProblem, Templates
 from routing.context import PRIORITY_NAMES, ProjectInfo, TicketState
-from routing.workflow import Workflow
+from routing.workflow import Workflow, customer_commands
 
 
 def ticket_vars(state: TicketState, subject: str, wf: Workflow, assignee_name: str) -> dict:
@@ -24,24 +24,39 @@ def ticket_vars(state: TicketState, subject: str, wf: Workflow, assignee_name: s
             "priority_label": PRIORITY_NAMES.get(state.priority, str(state.priority)),
             "group": state.group, "type": state.type,
             "due": state.due.isoformat() if state.due else "", "urgent": state.urgent,
-            "assignee": state.assignee, "assignee_name": assignee_name}
+            "assignee": state.assignee, "assignee_name": assignee_name,
+            # the customer verbs the workflow accepts now: a mail offers only these
+            "customer_commands": list(customer_commands(wf, state.status, state.substatus))}
 
 
 def project_vars(p: ProjectInfo, address: str) -> dict:
-    return {"name": p.name, "slug": p.slug, "key": p.key, "address": address}
+    return {"name": p.name, "slug": p.slug, "key": p.key, "address": address,
+            "language": p.language, "domain": p.domain, "contact_person": p.contact_person,
+            "invitation_url": p.invitation_url, "signature": p.signature}
+
+
+def language_of(payload: dict[str, Any]) -> str:
+    """The language a queued mail is written in: its project's (mails queued before
+    projects had one are English)."""
+    return (payload.get("project") or {}).get("language") or "en"
 
 
 def template_vars(payload: dict[str, Any], *, text: str, reply_address: str,
-                  note_address: str, signature: str, support_address: str) -> dict:
-    """Everything a template may use, from a queued mail's snapshot."""
+                  note_address: str, signature: str, support_address: str,
+                  today: str = "") -> dict:
+    """Everything a template may use, from a queued mail's snapshot. A project's own
+    signature replaces the global one."""
+    project = {"language": "en", "domain": "", "contact_person": "", "invitation_url": "",
+               "signature": ""} | (payload.get("project") or {})
     return {
         "ticket": payload["ticket"],
-        "project": payload["project"],
+        "project": project,
         "customer": {"name": "", "email": ""} | (payload.get("customer") or {}),
         "agent": {"name": "", "email": ""} | (payload.get("agent") or {}),
         "message": {"text": text},
-        "signature": signature,
+        "signature": project["signature"] or signature,
         "support_address": support_address,
+        "today": today,                   # the day the mail was decided (ISO)
         "reply_address": reply_address,
         # agents only: mail to this address becomes an internal note (like RT's comment)
         "note_address": note_address,
@@ -59,14 +74,18 @@ SAMPLE_VARS = {
                "status_label": "Open", "substatus": "", "substatus_label": "", "priority": 2,
                "priority_label": "normal", "group": "web", "type": "question",
                "due": "2026-12-31", "urgent": False, "assignee": "anna@agency.example",
-               "assignee_name": "Anna Agent"},
+               "assignee_name": "Anna Agent", "customer_commands": ["close", "reopen",
+                                                                   "approve"]},
     "project": {"name": "Sample project", "slug": "sample", "key": "sample",
-                "address": "support+sample@example.com"},
+                "address": "support+sample@example.com", "language": "en",
+                "domain": "www.sample.example", "contact_person": "Carla Customer",
+                "invitation_url": "https://sample.example/invite/abc", "signature": ""},
     "customer": {"name": "Carla Customer", "email": "carla@client.example"},
     "agent": {"name": "Anna Agent", "email": "anna@agency.example"},
     "message": {"text": "Sample text"},
     "signature": "Sample signature",
     "support_address": "support@example.com",
+    "today": "2026-12-24",
     "reply_address": "support+r42.abc.defghijklmnopqrs@example.com",
     "note_address": "support+n42.abc.defghijklmnopqrs@example.com",
     "change": {"old": "new", "new": "open", "old_label": "New", "new_label": "Open",
@@ -78,9 +97,9 @@ SAMPLE_VARS = {
 
 def check_templates(templates: Templates) -> list[str]:
     problems = []
-    for name in templates.names():
+    for name, language in templates.variants():
         try:
-            templates.render(name, SAMPLE_VARS)
+            templates.render(name, SAMPLE_VARS, language)
         except TemplateProblem as exc:
-            problems.append(f"{templates.source_of(name)}: {exc}")
+            problems.append(f"{templates.source_of(name, language)}: {exc}")
     return problems
