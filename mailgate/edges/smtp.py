@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+from collections.abc import Callable
 
 import structlog
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
@@ -29,34 +30,54 @@ DISKFULL = "452 4.3.1 Insufficient system storage, please try again later"
 
 
 class IngestHandler:
+    """The hooks SMTP and LMTP share: the same recipient checks, limits and replies.
+
+    `source` is what the stored row says it came in by; `on_reply(stage, reply)`, when
+    given, hears every reply that ends a RCPT or a DATA (the metrics count them)."""
+
     def __init__(self, rules: RecipientRules, spool: Spool, *, max_recipients: int,
-                 max_received: int) -> None:
+                 max_received: int, source: str = "smtp",
+                 on_reply: Callable[[str, str], None] | None = None) -> None:
         self.rules = rules
         self.spool = spool
         self.max_recipients = max_recipients
         self.max_received = max_received
+        self.source = source
+        self.on_reply = on_reply
+
+    def note(self, stage: str, reply: str) -> str:
+        if self.on_reply is not None:
+            self.on_reply(stage, reply)
+        return reply
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
+        return self.note("rcpt", self._rcpt(session, envelope, address, rcpt_options))
+
+    def _rcpt(self, session: Session, envelope: Envelope, address: str,
+              rcpt_options: list[str]) -> str:
         if len(envelope.rcpt_tos) >= self.max_recipients:
             return "452 4.5.3 Too many recipients"
         verdict = classify_recipient(address, self.rules)
         if not isinstance(verdict, Recipient):
             log.info("recipient refused", rcpt=address[:200], why=verdict.reason,
-                     peer=_peer(session))
+                     peer=_peer(session), listener=self.source)
             return verdict.code
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        return self.note("data", await self._data(session, envelope))
+
+    async def _data(self, session: Session, envelope: Envelope) -> str:
         raw: bytes = envelope.original_content or b""
         hops = count_received(raw)
         if hops >= self.max_received:
             log.warning("mail loop refused", received_headers=hops, peer=_peer(session))
             return "554 5.4.6 Too many hops (mail loop detected)"
         arrival = Arrival(raw=raw, mail_from=envelope.mail_from or "",
-                          rcpt_tos=tuple(envelope.rcpt_tos), source="smtp",
+                          rcpt_tos=tuple(envelope.rcpt_tos), source=self.source,
                           peer=_peer(session), helo=session.host_name or "")
         try:
             row_id = await self.spool.accept(arrival)
@@ -79,8 +100,9 @@ def _peer(session: Session) -> str:
     return str(peer or "")
 
 
-class MailgateSMTP(SMTP):
-    """aiosmtpd's SMTP with a per-listener line limit.
+class MailgateProtocol:
+    """What mailgate changes in aiosmtpd's SMTP, for SMTP and LMTP alike: a per-listener
+    line limit, and DATA read in large pieces (see `smtpdata`).
 
     RFC 5321 allows 1,000 bytes per line but real Outlook mail has far longer ones;
     aiosmtpd would refuse those with 500. The limit here bounds memory per line while
@@ -105,15 +127,30 @@ class MailgateSMTP(SMTP):
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         data = await read_data(self._reader, size_limit=self.data_size_limit,
                                line_limit=self.line_length_limit)
+        recipients = len(self.envelope.rcpt_tos)
         if data.content is None:
             if data.refusal:
-                await self.push(data.refusal)
+                self._note("data", data.refusal)
+                await self.answer_data(data.refusal, recipients)
                 self._set_post_data_state()
             return
         self.envelope.content = self.envelope.original_content = data.content
         status = await self._call_handler_hook("DATA")
         self._set_post_data_state()
-        await self.push("250 OK" if status is MISSING else status)
+        await self.answer_data("250 OK" if status is MISSING else status, recipients)
+
+    def _note(self, stage: str, reply: str) -> None:
+        note = getattr(self.event_handler, "note", None)
+        if note is not None:
+            note(stage, reply)
+
+    async def answer_data(self, status: str, recipients: int) -> None:
+        """SMTP: one reply for the mail."""
+        await self.push(status)
+
+
+class MailgateSMTP(MailgateProtocol, SMTP):
+    pass
 
 
 class _Refuse(asyncio.Protocol):
@@ -135,6 +172,13 @@ def tls_context(cert_file: str, key_file: str) -> ssl.SSLContext | None:
 
 
 class SmtpListener:
+    """One listening socket and its sessions; `protocol` and `ident` make it an LMTP
+    listener too (see `edges.lmtp`), which is then reached by `host`/`port` or by a
+    unix socket `path`."""
+
+    protocol: type[MailgateProtocol] = MailgateSMTP
+    ident = "mailgate ESMTP"
+
     def __init__(self, handler: IngestHandler, *, host: str, port: int, hostname: str,
                  data_size_limit: int, max_line_bytes: int, timeout: float,
                  tls_context: ssl.SSLContext | None = None, require_tls: bool = False) -> None:
@@ -148,19 +192,19 @@ class SmtpListener:
         self.max_line_bytes = max_line_bytes
         self.timeout = timeout
         self.server: asyncio.base_events.Server | None = None
-        self.sessions: set[MailgateSMTP] = set()
+        self.sessions: set[MailgateProtocol] = set()
         self.draining = False
 
     def _factory(self) -> asyncio.Protocol:
         if self.draining:
             return _Refuse()
-        proto = MailgateSMTP(self.handler, max_line_bytes=self.max_line_bytes,
-                             data_size_limit=self.data_size_limit, enable_SMTPUTF8=True,
-                             decode_data=False, hostname=self.hostname,
-                             ident="mailgate ESMTP", timeout=self.timeout,
-                             tls_context=self.tls_context,
-                             require_starttls=self.require_tls,
-                             loop=asyncio.get_running_loop())
+        proto = self.protocol(self.handler, max_line_bytes=self.max_line_bytes,
+                              data_size_limit=self.data_size_limit, enable_SMTPUTF8=True,
+                              decode_data=False, hostname=self.hostname,
+                              ident=self.ident, timeout=self.timeout,
+                              tls_context=self.tls_context,
+                              require_starttls=self.require_tls,
+                              loop=asyncio.get_running_loop())
         self.sessions.add(proto)
         return proto
 
@@ -171,7 +215,7 @@ class SmtpListener:
         self.port = self.server.sockets[0].getsockname()[1]
         return self.host, self.port
 
-    def _live(self) -> list[MailgateSMTP]:
+    def _live(self) -> list[MailgateProtocol]:
         alive = {s for s in self.sessions if s.transport is not None}
         self.sessions = alive
         return list(alive)
@@ -204,7 +248,7 @@ class SmtpListener:
             self.server = None
 
 
-def _in_transaction(proto: MailgateSMTP) -> bool:
+def _in_transaction(proto: MailgateProtocol) -> bool:
     """A session counts as busy from MAIL FROM until its DATA is answered."""
     env = proto.envelope
     return env is not None and (env.mail_from is not None or bool(env.rcpt_tos))
