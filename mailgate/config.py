@@ -16,6 +16,7 @@ import os
 import tomllib
 import types
 import typing
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,10 @@ from typing import Any
 from routing.addresses import split_address
 
 ENV_CONFIG = "MAILGATE_CONFIG"
+# Looked for, in this order, when neither --config nor $MAILGATE_CONFIG names a file.
+LOCAL_CONFIG = Path("mailgate.toml")
+SYSTEM_CONFIG = Path("/etc/mailgate/mailgate.toml")
+DEFAULTS = "built-in defaults"
 
 
 class ConfigError(Exception):
@@ -101,11 +106,37 @@ class SmtpConfig:
     require_tls: bool = False
 
 
+def _listen(v: str) -> str | None:
+    host, _, port = v.rpartition(":")
+    ok = not v or (host and port.isdigit() and 0 < int(port) <= 65535)
+    return None if ok else "HOST:PORT like 127.0.0.1:9464, or empty (off)"
+
+
+@dataclass(frozen=True)
+class LmtpConfig:
+    # LMTP for an MTA on this machine (Postfix's lmtp client): a unix socket, made 0660
+    # so the MTA's user in mailgate's group may connect, or host + port. Neither: off.
+    socket: str = field(default="", metadata=_meta("unix socket path; empty = none"))
+    host: str = "127.0.0.1"
+    port: int = field(default=0, metadata=_meta("TCP port; 0 = no TCP listener", _port))
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    # Prometheus /metrics over HTTP; empty = off
+    listen: str = field(default="", metadata=_meta("HOST:PORT", _listen))
+    # the `instance` label; empty = this host's name and the SMTP port
+    instance: str = ""
+
+
 @dataclass(frozen=True)
 class RetiredSecret:
     secret: str = ""
     secret_file: str = ""
     valid_until: dt.date = dt.date(1970, 1, 1)
+
+
+LANGUAGES = ("en", "de", "da")      # the languages mailgate ships templates in
 
 
 @dataclass(frozen=True)
@@ -119,6 +150,8 @@ class MailConfig:
     retired_secrets: list[RetiredSecret] = field(default_factory=list)
     token_max_age_days: int = field(default=365, metadata=_meta("", _non_negative))
     signature: str = ""
+    # the language of customer mails for projects created without --language
+    language: str = field(default="en", metadata=_meta("", _one_of(*LANGUAGES)))
     # loops: at most auto_reply_limit automatic mails per recipient in
     # auto_reply_window_minutes (then one more per day); hard bounces stop automatic mail
     auto_reply_limit: int = field(default=10, metadata=_meta("", _positive))
@@ -133,6 +166,15 @@ class MailConfig:
     trusted_authserv_id: str = ""
     # Without a trusted MTA: check DKIM ourselves (DNS lookups) before running commands.
     verify_dkim: bool = False
+
+
+@dataclass(frozen=True)
+class TrustConfig:
+    # Who may act as an agent. "token": only a mail to a reply address issued to that
+    # agent (the address is the proof). "verified": that, and the From must also pass
+    # DKIM aligned with its domain (verify_dkim) or a trusted MTA's Authentication-Results
+    # (trusted_authserv_id) -- the recommended production setting.
+    agents: str = field(default="token", metadata=_meta("", _one_of("token", "verified")))
 
 
 @dataclass(frozen=True)
@@ -162,6 +204,10 @@ class ProcessingConfig:
     max_attempts: int = field(default=3, metadata=_meta("", _positive))
     max_mime_parts: int = field(default=1000, metadata=_meta("", _positive))
     max_mime_depth: int = field(default=30, metadata=_meta("", _positive))
+    # per header block (the mail's and each part's): fields, and bytes of one field with
+    # its folded lines (102,400 is Postfix's header_size_limit)
+    max_header_count: int = field(default=1000, metadata=_meta("", _positive))
+    max_header_bytes: int = field(default=102_400, metadata=_meta("", _positive))
     poll_seconds: float = field(default=2.0, metadata=_meta("", _positive))
     lease_seconds: float = field(default=120.0, metadata=_meta("", _positive))
     batch_size: int = field(default=32, metadata=_meta("mails decided in one transaction",
@@ -210,16 +256,30 @@ class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     mail: MailConfig = field(default_factory=MailConfig)
+    trust: TrustConfig = field(default_factory=TrustConfig)
     outbound: OutboundConfig = field(default_factory=OutboundConfig)
     processing: ProcessingConfig = field(default_factory=ProcessingConfig)
     templates: TemplatesConfig = field(default_factory=TemplatesConfig)
     log: LogConfig = field(default_factory=LogConfig)
     imap: list[ImapConfig] = field(default_factory=list)
+    lmtp: LmtpConfig = field(default_factory=LmtpConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     # [workflows.NAME] tables, checked by routing.workflow (presets merged in by bootstrap)
     workflows: dict[str, Any] = field(default_factory=dict)
-    # [groups] NAME = "owner@agency.example": used by /group to set the owner
+    # [groups] NAME = "owner@agency.example", or [groups.NAME] owner = "…", key = "web"
+    # (mail to support+web@ files a new ticket under the group): see group_owners/_keys
     groups: dict[str, Any] = field(default_factory=dict)
-    source: str = field(default="(defaults)", metadata={"internal": True})
+    source: str = field(default=DEFAULTS, metadata={"internal": True})
+
+    def group_owners(self) -> dict[str, str]:
+        """Group name -> owner address ("" when a group table names no owner)."""
+        return {name: v if isinstance(v, str) else str(v.get("owner", ""))
+                for name, v in self.groups.items()}
+
+    def group_keys(self) -> dict[str, str]:
+        """Plus-address key -> group name, for groups with their own address."""
+        return {str(v["key"]).lower(): name for name, v in self.groups.items()
+                if isinstance(v, dict) and v.get("key")}
 
     @property
     def support_local(self) -> str:
@@ -233,13 +293,29 @@ class Config:
 # --- loading --------------------------------------------------------------------------
 
 
-def load_config(path: str | os.PathLike | None = None) -> Config:
-    """Load `path`, or $MAILGATE_CONFIG, or nothing (all defaults)."""
-    if path is None:
-        path = os.environ.get(ENV_CONFIG) or None
-    if path is None:
+def find_config(explicit: str | os.PathLike | None, from_env: str | None,
+                candidates: Sequence[Path], exists: Callable[[Path], bool]) -> Path | None:
+    """Which file to read: --config, else $MAILGATE_CONFIG, else the first candidate that
+    exists, else None (built-in defaults). A named file is taken even if it is missing:
+    a typo in --config must be an error, not a quiet fall back to other settings."""
+    if explicit is not None:
+        return Path(explicit)
+    if from_env:
+        return Path(from_env)
+    return next((c for c in candidates if exists(c)), None)
+
+
+def load_config(path: str | os.PathLike | None = None, *,
+                candidates: Sequence[Path] = (LOCAL_CONFIG, SYSTEM_CONFIG)) -> Config:
+    """Load `path`, or $MAILGATE_CONFIG, or ./mailgate.toml, or /etc/mailgate/mailgate.toml,
+    or nothing (all defaults)."""
+    from_env = os.environ.get(ENV_CONFIG) or None
+    found = find_config(path, from_env, candidates, exists=Path.is_file)
+    if found is None:
         return Config()
-    p = Path(path)
+    # a file found by looking is reported with its full path: "which config?" is the
+    # question `status` and `check-config` answer with it
+    p = found if path is not None or from_env else found.absolute()
     try:
         data = tomllib.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -319,6 +395,31 @@ def _scalar(hint, value, path: Path, name: str):
     return value
 
 
+def agent_mail_verified(cfg: Config) -> bool:
+    """Is the From of agents' mail checked by anything (our MTA's results or DKIM)?"""
+    return bool(cfg.mail.trusted_authserv_id or cfg.mail.verify_dkim)
+
+
+def trust_warning(cfg: Config) -> str:
+    """What an admin must hear when agent mail rests on reply addresses alone ("" if not)."""
+    if agent_mail_verified(cfg):
+        return ""
+    return ("agent mail is NOT verified: anyone holding an agent's reply address (e.g. a "
+            "forwarded notification) can act as that agent; set [mail] trusted_authserv_id "
+            "(your MTA's Authentication-Results) or verify_dkim, and [trust] agents = "
+            "\"verified\"")
+
+
+def trust_summary(cfg: Config) -> str:
+    """One line for check-config and status: how agent mail is trusted."""
+    warning = trust_warning(cfg)
+    if warning:
+        return "WARNING: " + warning
+    how = (f"Authentication-Results of {cfg.mail.trusted_authserv_id}"
+           if cfg.mail.trusted_authserv_id else "DKIM checked by mailgate")
+    return f"reply address and From verified ({how}; [trust] agents = \"{cfg.trust.agents}\")"
+
+
 def _check_cross_field(cfg: Config, path: Path) -> None:
     support_domain = cfg.support_domain
     if support_domain not in cfg.mail.domains:
@@ -326,12 +427,16 @@ def _check_cross_field(cfg: Config, path: Path) -> None:
             f"{path}: [mail] domains: expected a list that includes the support address's "
             f"domain {support_domain!r}, got {cfg.mail.domains!r}"
         )
+    if cfg.trust.agents == "verified" and not agent_mail_verified(cfg):
+        raise ConfigError(f"{path}: [trust] agents: \"verified\" expected [mail] "
+                          "trusted_authserv_id or verify_dkim = true to check agents' mail")
     if cfg.mail.secret and cfg.mail.secret_file:
         raise ConfigError(f"{path}: [mail] secret_file: expected either secret or secret_file, "
                           "not both")
-    for name in ("secret_file",):
-        _check_readable(path, "[mail] " + name, getattr(cfg.mail, name))
-    _check_readable(path, "[outbound] password_file", cfg.outbound.password_file)
+    _check_private(path, "[mail] secret_file", cfg.mail.secret_file)
+    for n, retired in enumerate(cfg.mail.retired_secrets):
+        _check_private(path, f"[mail.retired_secrets[{n}]] secret_file", retired.secret_file)
+    _check_private(path, "[outbound] password_file", cfg.outbound.password_file)
     _check_readable(path, "[outbound] tls_ca_file", cfg.outbound.tls_ca_file)
     smtp = cfg.smtp
     if bool(smtp.tls_cert_file) != bool(smtp.tls_key_file):
@@ -349,18 +454,17 @@ def _check_cross_field(cfg: Config, path: Path) -> None:
         if box.password and box.password_file:
             raise ConfigError(f"{path}: {where} password_file: expected either password or "
                               "password_file, not both")
-        _check_readable(path, f"{where} password_file", box.password_file)
+        _check_private(path, f"{where} password_file", box.password_file)
         _check_readable(path, f"{where} tls_ca_file", box.tls_ca_file)
         if box.address and _email(box.address):
             raise ConfigError(f"{path}: {where} address: expected {_email(box.address)}, "
                               f"got {box.address!r}")
+    if cfg.lmtp.socket and cfg.lmtp.port:
+        raise ConfigError(f"{path}: [lmtp] port: expected either socket or port, not both")
     names = [b.name for b in cfg.imap if b.name]
     if len(names) != len(set(names)):
         raise ConfigError(f"{path}: [imap] name: expected a different name for each mailbox")
-    for group, owner in cfg.groups.items():
-        if not isinstance(owner, str) or _email(owner):
-            raise ConfigError(f"{path}: [groups] {group}: expected the owner's address, "
-                              f"got {_show(owner)}")
+    _check_groups(path, cfg.groups)
     from routing.workflow import WorkflowError, build_workflows
     try:
         build_workflows(cfg.workflows)
@@ -378,6 +482,18 @@ def _check_cross_field(cfg: Config, path: Path) -> None:
 def _check_readable(path: Path, name: str, file: str) -> None:
     if file and not os.access(file, os.R_OK):
         raise ConfigError(f"{path}: {name}: expected a readable file, got {file!r}")
+
+
+def _check_private(path: Path, name: str, file: str) -> None:
+    """A secret that group or others may read is refused: whoever reads the token secret
+    mints reply tokens, whoever reads a password logs in as mailgate."""
+    _check_readable(path, name, file)
+    if not file:
+        return
+    mode = os.stat(file).st_mode & 0o777
+    if mode & 0o077:
+        raise ConfigError(f"{path}: {name}: expected mode 0600 or stricter (owner only) "
+                          f"on {file!r}, got {mode:04o}")
 
 
 def read_secret_file(file: str) -> str:
@@ -411,3 +527,33 @@ def describe_defaults() -> dict[str, dict[str, Any]]:
             continue
         out[f.name] = {sf.name: getattr(section, sf.name) for sf in dataclasses.fields(section)}
     return out
+
+
+def _check_groups(path: str, groups: dict[str, Any]) -> None:
+    """`NAME = "owner@…"` or a `[groups.NAME]` table with `owner` and/or `key`. A key is
+    a plus-address like a project key (project keys are checked against it when a project
+    is added, since they live in the database)."""
+    from routing.addresses import PROJECT_KEY_RE
+
+    keys: dict[str, str] = {}
+    for group, v in groups.items():
+        if isinstance(v, dict):
+            unknown = set(v) - {"owner", "key"}
+            if unknown:
+                raise ConfigError(f"{path}: [groups.{group}] {sorted(unknown)[0]}: unknown key "
+                                  "(expected owner, key)")
+            owner, key = v.get("owner", ""), v.get("key", "")
+            if owner and (not isinstance(owner, str) or _email(owner)):
+                raise ConfigError(f"{path}: [groups.{group}] owner: expected the owner's "
+                                  f"address, got {_show(owner)}")
+            if key and (not isinstance(key, str) or not PROJECT_KEY_RE.match(key.lower())):
+                raise ConfigError(f"{path}: [groups.{group}] key: expected 1-40 lower-case "
+                                  f"letters, digits, '-' or '_', got {_show(key)}")
+            if key and key.lower() in keys:
+                raise ConfigError(f"{path}: [groups.{group}] key: {key!r} is the key of group "
+                                  f"{keys[key.lower()]} already")
+            if key:
+                keys[key.lower()] = group
+        elif not isinstance(v, str) or _email(v):
+            raise ConfigError(f"{path}: [groups] {group}: expected the owner's address, "
+                              f"got {_show(v)}")

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from routing.actors import Actor, AgentInfo, Person
 from routing.addresses import is_valid_address
-from routing.context import Site, TicketContext, TicketState, field_changes
-from routing.effects import Audience, Change, LogEvent, MailIntent, MailKind
+from routing.context import Site, TicketContext, TicketState, field_changes, show_value
+from routing.effects import Audience, Booking, Change, LogEvent, MailIntent, MailKind
+from routing.quota import crossed, show_minutes
 
 
 def ticket_agents(state: TicketState, site: Site) -> tuple[AgentInfo, ...]:
-    """The agents a ticket concerns: its assignee, or everyone on its project."""
-    if state.assignee:
-        agent = site.staff.get(state.assignee)
-        return (agent,) if agent else ()
+    """The agents a ticket concerns: its handler (assignee) and its owner, or everyone on
+    its project when it has neither. The owner hands work on but keeps the overview."""
+    if state.assignee or state.owner:
+        found = (site.staff.get(e) for e in dict.fromkeys((state.assignee, state.owner)) if e)
+        return tuple(a for a in found if a is not None)
     return site.staff.of_project(state.project)
 
 
@@ -43,8 +45,14 @@ def tell_agents(state: TicketState, site: Site, *, events: tuple[str, ...],
 def change_of(before: TicketState, after: TicketState, actor: Actor, site: Site) -> dict:
     old_wf, new_wf = site.workflow_of(before.project), site.workflow_of(after.project)
     return {"old": before.status, "new": after.status, "actor": actor.email,
-            "old_label": old_wf.status_label(before.status),
-            "new_label": new_wf.status_label(after.status)}
+            "old_label": _label(old_wf, before), "new_label": _label(new_wf, after)}
+
+
+def _label(wf, t: TicketState) -> str:
+    """A status as the customer reads it: with the sub-status, which in a two-level
+    workflow is what tells them whose turn it is ("Under behandling, Afventer …")."""
+    sub = wf.substatus_labels.get(t.substatus, t.substatus)
+    return wf.status_label(t.status) + (f", {sub}" if sub else "")
 
 
 def changes_and_mails(ctx: TicketContext, before: TicketState, after: TicketState,
@@ -68,7 +76,20 @@ def changes_and_mails(ctx: TicketContext, before: TicketState, after: TicketStat
         if agent is not None and agent.wants("assigned"):
             mails.append(notify(agent, "notify_assigned", f"assigned by {actor.email}",
                                 change=change))
-    if after.status != before.status:
+    if after.owner and after.owner != before.owner and after.owner != actor.email:
+        agent = site.staff.get(after.owner)
+        if agent is not None and agent.wants("assigned"):
+            mails.append(notify(agent, "notify_assigned", f"made owner by {actor.email}",
+                                change=change))
+    if after.due and after.due != before.due:
+        # the document: the due date tells the customer when to expect the work done
+        mails.extend(MailIntent(MailKind.STATUS, c, "due_date",
+                                f"the customer is told the due date {after.due.isoformat()}",
+                                Audience.CUSTOMER, change={
+                                    **change, "old": show_value(before.due),
+                                    "new": show_value(after.due)})
+                     for c in ctx.customers if c.email != actor.email)
+    if after.status != before.status or after.substatus != before.substatus:
         mails.extend(notify(a, "notify_status_change", "status changed", change=change)
                      for a in ticket_agents(after, site)
                      if a.email != actor.email and a.wants("status_change"))
@@ -98,3 +119,30 @@ def _status_mails(ctx: TicketContext, after: TicketState, actor: Actor, site: Si
                                     f"status {status.label} names {target!r}, which is no "
                                     "group with an address", Audience.OTHER, change=change))
     return mails
+
+
+def booked_time(before: TicketState, after: TicketState, actor: Actor, site: Site,
+                ) -> tuple[Booking | None, tuple[LogEvent, ...], tuple[MailIntent, ...]]:
+    """The booking `/time` made (an event on the ticket: who, how much, against what),
+    and a note to the owner when it takes the project over 80% or 100% of its
+    contingent: the ticket's owner, else the admins."""
+    minutes = after.booked - before.booked
+    if not minutes:
+        return None, (), ()
+    budget = "offer" if after.offer_used != before.offer_used else "project"
+    against = ("the ticket's accepted offer" if budget == "offer"
+               else f"the contingent of project {after.project}")
+    event = LogEvent("time", actor.email, f"{show_minutes(minutes)} against {against}",
+                     old=str(before.booked), new=str(after.booked))
+    mails: tuple[MailIntent, ...] = ()
+    q0, q1 = before.quota, after.quota
+    hit = crossed(q0.used, q1.used, q1.added) if budget == "project" and q0 and q1 else None
+    if hit:
+        owner = site.staff.get(after.owner) if after.owner else None
+        to = (owner,) if owner else tuple(a for a in site.staff.agents.values() if a.admin)
+        change = {"old": str(q0.percent()), "new": str(q1.percent()), "actor": actor.email,
+                  "old_label": f"{show_minutes(q0.used)} of {show_minutes(q0.added)}",
+                  "new_label": f"{show_minutes(q1.used)} of {show_minutes(q1.added)}"}
+        mails = tuple(notify(a, "notify_quota", f"project {after.project} used {hit}% of "
+                             "its contingent", change=change) for a in to)
+    return Booking(minutes, actor.email, budget), (event,), mails

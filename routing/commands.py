@@ -18,18 +18,27 @@ does not care where the lines came from (a reply mail today, the command line la
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from routing.actors import Actor, ActorKind
 from routing.context import TicketState, World, field_changes
+from routing.names import key
 from routing.replytext import top_lines
 from routing.verbs import REGISTRY, Invalid, Verb
-from routing.workflow import Workflow
+from routing.workflow import Workflow, after_assign
 
 MAX_COMMAND_LINES = 20
 VERBS = tuple(REGISTRY)
-_COMMAND_LINE = re.compile(r"^\s{0,3}/([A-Za-z][A-Za-z-]{0,19})(?:[ \t]+(.*?))?\s*$")
+# any letters: customers write their commands in their own language (/schließen, /genåbn)
+_COMMAND_LINE = re.compile(r"^\s{0,3}/([^\W\d_][\w-]{0,19})(?:[ \t]+(.*?))?\s*$")
+
+# The customer commands in the languages projects are run in (README "Customer commands
+# per language"), by `names.key`, so "/schliessen" and "/genaabn" work as well.
+ALIASES = {key(word): verb for word, verb in (
+    ("schließen", "close"), ("erledigt", "close"), ("wieder öffnen", "reopen"),
+    ("wiedereröffnen", "reopen"), ("öffnen", "reopen"),
+    ("luk", "close"), ("genåbn", "reopen"), ("godkend", "approve"))}
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,9 @@ def parse_command(line: str) -> Command:
         return Command("", "", line.strip(), "not a command")
     name, arg = m.group(1).lower(), (m.group(2) or "").strip()[:200]
     line = line.strip()[:240]
+    if arg and " " not in arg and key(f"{name} {arg}") in ALIASES:   # "/wieder öffnen"
+        name, arg = ALIASES[key(f"{name} {arg}")], ""
+    name = ALIASES.get(key(name), name)
     verb = REGISTRY.get(name)
     if verb is None:
         return Command(name, arg, line, f"unknown command /{name} (commands: "
@@ -138,7 +150,12 @@ def plan(commands: tuple[Command, ...], ticket: TicketState, actor: Actor,
         if isinstance(result, str):
             outcomes.append(Outcome(cmd, False, result))
             continue
-        state, message = result
+        new, message = result
+        moved = after_assign(workflow, state.assignee, new.status, new.assignee)
+        if moved != new.status:
+            new = replace(new, status=moved)
+            message += f"; status is now {workflow.status_label(moved)}"
+        state = new
         outcomes.append(Outcome(cmd, True, message, state))
     if not all(o.ok for o in outcomes):
         outcomes = [o if not o.ok else Outcome(o.command, False, "not applied: another "
@@ -163,7 +180,8 @@ def _permission(verb: Verb, t: TicketState, actor: Actor, wf: Workflow) -> str:
     if actor.kind != ActorKind.CUSTOMER:
         return "only agents and the ticket's customers may send commands"
     if not verb.customers_may:
-        return f"customers may only use /close and /reopen, not /{verb.name}"
+        return (f"customers may only use /close, /reopen, /approve and what the workflow lets "
+                f"them set, not /{verb.name}")
     return verb.permitted(t, wf)
 
 

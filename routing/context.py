@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from routing.actors import Person, Staff
+from routing.quota import Budget
 from routing.workflow import Workflow
 
 PRIORITY_NAMES = {1: "low", 2: "normal", 3: "high"}
@@ -33,10 +34,19 @@ class TicketState:
     cc: frozenset[str] = frozenset()
     requester: str = ""
     urgent: bool = False
+    owner: str = ""               # agent email: who keeps the overview (the handler is assignee)
+    offer_state: str = ""         # "" | sent | accepted | declined
+    offer_minutes: int = 0
+    # facts for the quota rule, gathered, never stored on the ticket row: minutes booked
+    # on this ticket, the part of them against its offer, and its project's contingent
+    # (None: the project has no quota in use)
+    booked: int = 0
+    offer_used: int = 0
+    quota: Budget | None = None
 
 
 CHANGE_FIELDS = ("status", "substatus", "priority", "assignee", "group", "type", "due",
-                 "project", "urgent")
+                 "project", "urgent", "owner", "offer_state", "offer_minutes")
 
 
 def field_changes(before: TicketState, after: TicketState) -> list[tuple[str, str, str]]:
@@ -83,6 +93,11 @@ class ProjectInfo:
     name: str
     key: str
     workflow: str
+    language: str = "en"          # of the mails its customers get: de | da | en
+    domain: str = ""
+    contact_person: str = ""
+    invitation_url: str = ""
+    signature: str = ""           # "" = the global [mail] signature
 
 
 @dataclass(frozen=True)
@@ -120,6 +135,8 @@ class Policy:
     agent_ticket_window_minutes: float = 60.0
     max_forward_bytes: int = 26_214_400      # what an agent's files may add to a mail
     groups: Mapping[str, str] = field(default_factory=dict)   # group -> owner address
+    group_keys: Mapping[str, str] = field(default_factory=dict)  # plus-address key -> group
+    agent_trust: str = "token"               # [trust] agents: "token" | "verified"
 
 
 @dataclass(frozen=True)

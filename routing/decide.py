@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from routing.actors import Actor, ActorKind, Person, classify_actor
-from routing.announce import changes_and_mails, tell_agents
+from routing.announce import booked_time, changes_and_mails, tell_agents
 from routing.commands import Plan, find_commands, plan, refuse_all, transcript
 from routing.context import Site, TicketContext, TicketState
 from routing.disposition import CommandResult, Disposition
@@ -36,6 +36,7 @@ from routing.rules import MailFacts, RouteDecision, Rule, Target
 from routing.trust import Verdict
 from routing.workflow import after_customer_reply
 
+UNVERIFIED = "unverified"      # the author of a message an agent's address sent unproven
 COMMANDS_NEED_TOKEN = ("commands are only read in replies to the ticket's own reply address "
                        "(the Reply-To of our mails)")
 
@@ -86,7 +87,8 @@ def _new_ticket(mail: Incoming, route: RouteDecision, site: Site, guard: GuardFa
     customer = mail.person
     opened = OpenTicket(route.project, (mail.facts.subject or "(no subject)")[:500], wf.initial,
                         customer, link_contact=route.rule == Rule.PROJECT_ADDRESS)
-    state = TicketState(0, route.project, wf.initial, requester=customer.email)
+    state = _filed(TicketState(0, route.project, wf.initial, requester=customer.email),
+                   route.group, site)
     notes: list[str] = []
     mails: list[MailIntent] = []
     if mail.auto.no_auto_reply:
@@ -106,9 +108,23 @@ def _new_ticket(mail: Incoming, route: RouteDecision, site: Site, guard: GuardFa
                              split_reply(mail.text).body or mail.text),
         after=state, mails=tuple(mails),
         events=(LogEvent("created", customer.email, f"ticket opened in {route.project}",
-                         new=wf.initial),))
+                         new=wf.initial),
+                *((LogEvent("group", customer.email, "sent to the group's address",
+                            new=state.group),) if state.group else ())))
     return _guarded(effects, _answering(guard, mail), None, notes,
                     Disposition(route, mail.auto, ActorKind.CUSTOMER))
+
+
+def _filed(state: TicketState, group: str, site: Site) -> TicketState:
+    """A new ticket sent to a group's address: filed under the group, owned and handled
+    by its owner (who may hand the work on and stay the owner)."""
+    if not group:
+        return state
+    owner = site.policy.groups.get(group, "")
+    agent = site.staff.get(owner)
+    if agent is None or not agent.works_on(state.project):
+        return replace(state, group=group)
+    return replace(state, group=group, owner=owner, assignee=owner)
 
 
 # --- a mail on an existing ticket ---------------------------------------------------------
@@ -137,13 +153,56 @@ def _to_ticket(mail: Incoming, route: RouteDecision, ctx: TicketContext, site: S
     disposition = Disposition(route, mail.auto, actor.kind, mail.verdict, commands=tuple(
         CommandResult(o.command.line, o.ok, o.message) for o in (plan_.outcomes if plan_
                                                                   else ())))
-    if actor.may_work_on(state.project):
+    unproven = agent_unproven(mail, route, site) if actor.may_work_on(state.project) else ""
+    if unproven:
+        if plan_ is not None and route.rule == Rule.REPLY_TOKEN:
+            plan_ = refuse_all(found.commands, state, unproven)
+            disposition = replace(disposition, commands=tuple(
+                CommandResult(o.command.line, o.ok, o.message) for o in plan_.outcomes))
+        effects = _unproven_agent_mail(mail, route, actor, parts, body, unproven, notes,
+                                       state)
+    elif actor.may_work_on(state.project):
         effects = _agent_mail(mail, route, ctx, site, actor, parts, body, plan_, notes)
     else:
         effects = _customer_mail(mail, ctx, site, actor, body, plan_, notes)
     effects = replace(effects, ticket=ctx.number, before=state, reason=route.reason,
                       rule=route.rule)
     return _guarded(effects, _answering(guard, mail), ctx.number, notes, disposition)
+
+
+_HOW = {Rule.REFERENCES: "its In-Reply-To/References headers",
+        Rule.SUBJECT_TAG: "the ticket number in its subject",
+        Rule.SENDER: "its sender address"}
+
+
+def agent_unproven(mail: Incoming, route: RouteDecision, site: Site) -> str:
+    """Why a mail from an agent's address does not prove that the agent wrote it ("" when
+    it does). A From is easy to forge; a reply address is issued to one agent for one
+    ticket, so arriving there is the proof ([trust] agents = "token"). "verified" wants
+    the From checked by DKIM or our MTA as well."""
+    if route.rule != Rule.REPLY_TOKEN:
+        how = _HOW.get(route.rule, "another way")
+        return f"it reached the ticket by {how}, not at a reply address issued to you"
+    if site.policy.agent_trust == "verified" and not mail.verdict.checked:
+        return "agent mail must be verified, and nothing is configured to verify it"
+    return ""
+
+
+def _unproven_agent_mail(mail: Incoming, route: RouteDecision, actor: Actor, parts,
+                         body: str, why: str, notes: list[str], state: TicketState,
+                         ) -> Effects:
+    """Kept where agents see it, marked unverified; nothing reaches a customer or changes.
+    The real agent is told (a forger's mail alerts its victim) with a proper reply address."""
+    text = "\n\n".join(p for p in (body, parts.signature) if p.strip())
+    notes.append(f"stored internally, unverified: {why}")
+    mails = () if mail.auto.automatic else (MailIntent(
+        MailKind.TRANSCRIPT, Person(actor.email, actor.name), "agent_unverified",
+        "tells an agent why their mail was not sent on", Audience.AGENT, auto="auto-replied",
+        transcript=why, in_reply_to=mail.message_id),)
+    return Effects(Outcome.DONE, route.reason, route.rule,
+                   message=StoreMessage(Direction.INTERNAL, UNVERIFIED, text), after=state,
+                   mails=mails,
+                   events=(LogEvent("unverified", actor.email, why),))
 
 
 def _agent_mail(mail: Incoming, route: RouteDecision, ctx: TicketContext, site: Site,
@@ -160,7 +219,9 @@ def _agent_mail(mail: Incoming, route: RouteDecision, ctx: TicketContext, site: 
     forwarded = not internal_why and bool(body.strip() or mail.attachments)
     changes, events, mails = _plan_effects(ctx, site, actor, plan_, tell_customers=not (
         forwarded and body.strip()))
-    mails = list(mails)
+    booking, booked, quota_notes = booked_time(plan_.before, plan_.after, actor, site) \
+        if plan_ is not None and plan_.applied else (None, (), ())
+    events, mails = events + booked, list(mails) + list(quota_notes)
     if plan_ is not None:
         mails.append(_transcript(mail, transcript(plan_), Audience.AGENT))
     elif not mail.verdict.ok and not mail.auto.automatic:
@@ -173,7 +234,7 @@ def _agent_mail(mail: Incoming, route: RouteDecision, ctx: TicketContext, site: 
                      else f"stored internally: {internal_why}")
         return Effects(Outcome.DONE, route.reason, route.rule,
                        message=StoreMessage(Direction.INTERNAL, ActorKind.AGENT, text),
-                       after=after, changes=changes, mails=tuple(mails),
+                       after=after, changes=changes, mails=tuple(mails), booking=booking,
                        events=(*events, LogEvent("note", actor.email, internal_why)))
     if forwarded:
         name = actor.name or mail.sender_name or actor.email
@@ -184,7 +245,7 @@ def _agent_mail(mail: Incoming, route: RouteDecision, ctx: TicketContext, site: 
                      for c in customers_after(ctx, after))
     return Effects(Outcome.DONE, route.reason, route.rule,
                    message=StoreMessage(Direction.OUT, ActorKind.AGENT, text), after=after,
-                   changes=changes, mails=tuple(mails),
+                   changes=changes, mails=tuple(mails), booking=booking,
                    events=(*events, LogEvent("reply", actor.email)))
 
 
@@ -195,7 +256,8 @@ def _customer_mail(mail: Incoming, ctx: TicketContext, site: Site, actor: Actor,
     if plan_ is not None:
         mails.append(_transcript(mail, transcript(plan_), Audience.CUSTOMER))
     after = plan_.after if plan_ is not None and plan_.applied else ctx.state
-    moved = after.status != ctx.state.status
+    # a customer's own command (a close, an approval's sub-status) beats the reply rule
+    moved = after.status != ctx.state.status or after.substatus != ctx.state.substatus
     effect = after_customer_reply(ctx.workflow, after.status)
     if effect and not moved and not mail.auto.automatic:
         status, sub = effect

@@ -118,6 +118,15 @@ class OpenTicket:
 
 
 @dataclass(frozen=True)
+class Booking:
+    """Time an agent booked on the ticket, and the budget it counts against."""
+
+    minutes: int
+    actor: str
+    budget: str                   # project (its contingent) | offer (the ticket's own)
+
+
+@dataclass(frozen=True)
 class Bounce:
     outbox_id: int
     status: str                   # DSN status code, "" if none
@@ -140,6 +149,7 @@ class Effects:
     dropped: tuple[Dropped, ...] = ()
     events: tuple[LogEvent, ...] = ()
     bounce: Bounce | None = None
+    booking: Booking | None = None
     disposition: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -78,6 +78,7 @@ class Directory:
     sender_tickets: tuple[int, ...] = ()
     token_keys: tuple[TokenKey, ...] = ()
     token_max_age_days: int = 365
+    group_keys: Mapping[str, str] = field(default_factory=dict)     # key -> group
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class RouteDecision:
     project: str | None = None
     purpose: str = "reply"       # "note" when the mail came to a note address
     hits: tuple[RuleHit, ...] = ()
+    group: str = ""              # a new ticket's group, when it came to a group's address
 
 
 @dataclass(frozen=True)
@@ -188,7 +190,8 @@ def _participant_step(name: str, facts: MailFacts, d: Directory, number: int, wh
 
 def rule_project_key(facts: MailFacts, d: Directory, now: dt.datetime) -> _Step:
     name = Rule.PROJECT_ADDRESS
-    keys = [r.detail for r in facts.recipients if r.kind is RecipientKind.PROJECT]
+    keys = [r.detail for r in facts.recipients if r.kind is RecipientKind.PROJECT
+            and r.detail not in d.group_keys]
     if not keys:
         return _Step(RuleHit(name, False, "no project plus-address among the recipients"))
     known = sorted({d.projects_by_key[k] for k in keys if k in d.projects_by_key})
@@ -226,14 +229,35 @@ def route(facts: MailFacts, directory: Directory, now: dt.datetime) -> RouteDeci
         step = rule(facts, directory, now)
         hits.append(step.hit)
         if step.decision is not None:
-            return _with_hits(step.decision, hits)
+            decision = step.decision
+            if decision.target is Target.NEW_TICKET:
+                decision = _with_group(facts, directory, decision, hits)
+            return _with_hits(decision, hits)
     reason = "; ".join(h.detail for h in hits if not h.matched) or "nothing matched"
     return _unassigned(Rule.NONE, reason, hits=tuple(hits))
 
 
 def _with_hits(decision: RouteDecision, hits: list[RuleHit]) -> RouteDecision:
     return RouteDecision(decision.target, decision.rule, decision.reason, decision.ticket,
-                         decision.project, decision.purpose, tuple(hits))
+                         decision.project, decision.purpose, tuple(hits), decision.group)
+
+
+def _with_group(facts: MailFacts, d: Directory, decision: RouteDecision,
+                hits: list[RuleHit]) -> RouteDecision:
+    """A group's address (support+web@) chooses the topic, not the project: the project
+    still comes from a project key or the sender. Several group addresses choose none."""
+    groups = sorted({d.group_keys[r.detail] for r in facts.recipients
+                     if r.kind is RecipientKind.PROJECT and r.detail in d.group_keys})
+    if len(groups) != 1:
+        if groups:
+            hits.append(RuleHit("group-address", False, "sent to the addresses of several "
+                                                        "groups: " + ", ".join(groups)))
+        return decision
+    hits.append(RuleHit("group-address", True, f"sent to the address of group {groups[0]}"))
+    return RouteDecision(decision.target, decision.rule,
+                         f"{decision.reason}; group {groups[0]} (its address)",
+                         decision.ticket, decision.project, decision.purpose, decision.hits,
+                         groups[0])
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,15 @@ from typing import Any
 from routing.actors import Actor, ActorKind
 from routing.addresses import is_valid_address, normalize_address
 from routing.context import PRIORITY_NAMES, TicketState, World
-from routing.workflow import Workflow, customer_may_close, customer_may_reopen, may_move, slug
+from routing.quota import OFFER_STATES, may_enter, parse_duration, show_minutes
+from routing.workflow import (
+    Workflow,
+    customer_approval,
+    customer_may_close,
+    customer_may_reopen,
+    may_move,
+    slug,
+)
 
 PRIORITIES = {"1": 1, "low": 1, "2": 2, "normal": 2, "3": 3, "high": 3,
               # the words our German and Danish users write
@@ -58,6 +66,11 @@ class Status(Verb):
         why = may_move(wf, t.status, target.name)
         if why:
             return why
+        if target.name != t.status:
+            why = may_enter(target.work, t.type, t.offer_state, t.offer_minutes, t.offer_used,
+                            t.quota, t.project)
+            if why:
+                return f"{target.label} cannot be entered: {why}"
         new = replace(t, status=target.name)
         if sub:
             if not wf.substatuses:
@@ -104,8 +117,32 @@ class Reopen(Verb):
             " (marked urgent)" if wf.urgent_on_reopen else "")
 
 
+class Approve(Verb):
+    """The customer's approval: the workflow's `customer_approve` says what it does in
+    the ticket's (sub-)status: close it, or record a test version's acceptance."""
+
+    name, arg, customers_may = "approve", "none", True
+
+    def permitted(self, t, wf):
+        if customer_approval(wf, t.status, t.substatus):
+            return ""
+        return f"the ticket is {wf.status_label(t.status)}; it waits for no approval now"
+
+    def apply(self, value, t, wf, world, actor):
+        target = customer_approval(wf, t.status, t.substatus)
+        if target is None:
+            return f"the ticket is {wf.status_label(t.status)}; it waits for no approval now"
+        new = replace(t, status=target[0], substatus=target[1])
+        return new, (f"approved: status is now {wf.status_label(new.status)}, "
+                     f"{wf.substatus_labels.get(new.substatus, new.substatus)}")
+
+
 class Priority(Verb):
-    name = "priority"
+    name, customers_may = "priority", True
+
+    def permitted(self, t, wf):
+        return "" if "priority" in wf.customer_may else \
+            "customers may not set the priority in this workflow"
 
     def parse(self, arg: str) -> int:
         if arg.lower() not in PRIORITIES:
@@ -127,12 +164,25 @@ class Assign(Verb):
         return replace(t, assignee=email), f"assigned to {email}"
 
 
-class Owner(Assign):
+class Owner(Verb):
+    """The owner keeps the overview while the assignee (the handler) does the work."""
+
     name = "owner"
+
+    def apply(self, value, t, wf, world, actor):
+        wanted = actor.email if value.lower() in ("me", "myself") else value
+        email = find_agent(wanted, world, t.project)
+        if email is None:
+            return f"no agent of project {t.project} matches {value!r}"
+        return replace(t, owner=email), f"owner is now {email}"
 
 
 class Group(Verb):
-    name = "group"
+    name, customers_may = "group", True
+
+    def permitted(self, t, wf):
+        return "" if "group" in wf.customer_may else \
+            "customers may not choose the group in this workflow"
 
     def parse(self, arg: str) -> str:
         return slug(arg)
@@ -142,10 +192,14 @@ class Group(Verb):
             return f"unknown group {value!r}; valid: " + (", ".join(world.groups) or "(none)")
         new = replace(t, group=value)
         owner = world.groups[value]
-        if not t.assignee and owner in world.agents:
+        if owner not in world.agents:
+            return new, f"group is now {value}"
+        # the group's owner takes the ticket over; the handler stays if there is one
+        new = replace(new, owner=owner)
+        if not t.assignee:
             return replace(new, assignee=owner), f"group is now {value}; assigned to its " \
                                                  f"owner {owner}"
-        return new, f"group is now {value}"
+        return new, f"group is now {value}; its owner {owner} owns the ticket"
 
 
 class Type(Verb):
@@ -175,6 +229,62 @@ class Due(Verb):
         if value is None:
             return replace(t, due=None), "due date removed"
         return replace(t, due=value), f"due date is now {value.isoformat()}"
+
+
+class Time(Verb):
+    """Books time: against the ticket's accepted offer, else its project's contingent."""
+
+    name = "time"
+
+    def parse(self, arg: str) -> int:
+        try:
+            return parse_duration(arg)
+        except ValueError as exc:
+            raise Invalid(str(exc)) from None
+
+    def apply(self, value, t, wf, world, actor):
+        new = replace(t, booked=t.booked + value)
+        if t.offer_state == "accepted":
+            return replace(new, offer_used=t.offer_used + value), \
+                f"{show_minutes(value)} booked against the accepted offer " \
+                f"({show_minutes(t.offer_used + value)} of {show_minutes(t.offer_minutes)})"
+        if t.quota is None:
+            return new, f"{show_minutes(value)} booked (project {t.project} has no contingent)"
+        quota = replace(t.quota, used=t.quota.used + value)
+        return replace(new, quota=quota), \
+            f"{show_minutes(value)} booked against the contingent of project {t.project} " \
+            f"({show_minutes(quota.left)} left)"
+
+
+class Offer(Verb):
+    """`/offer 6h` records an offer sent; `/offer accepted` gives the ticket that budget."""
+
+    name = "offer"
+
+    def parse(self, arg: str) -> tuple[str, int]:
+        word = arg.strip().lower()
+        if word in OFFER_STATES[1:]:
+            return word, 0
+        try:
+            minutes = parse_duration(word)
+        except ValueError:
+            raise Invalid("use /offer 6h (an offer sent), /offer accepted or "
+                          "/offer declined") from None
+        if minutes < 0:
+            raise Invalid("an offer is a positive duration, such as /offer 6h")
+        return "sent", minutes
+
+    def apply(self, value, t, wf, world, actor):
+        state, minutes = value
+        if state == "sent":
+            return replace(t, offer_state="sent", offer_minutes=minutes), \
+                f"offer of {show_minutes(minutes)} recorded as sent"
+        if not t.offer_minutes:
+            return "no offer is recorded on this ticket; record one first with /offer 6h"
+        if state == "accepted":
+            return replace(t, offer_state="accepted"), \
+                f"offer accepted: the ticket has its own budget of {show_minutes(t.offer_minutes)}"
+        return replace(t, offer_state="declined"), "offer declined"
 
 
 class Note(Verb):
@@ -216,7 +326,7 @@ class Project(Verb):
 
 REGISTRY: dict[str, Verb] = {v.name: v for v in (
     Status(), Priority(), Assign(), Owner(), Group(), Type(), Due(), Close(), Reopen(),
-    Note(), Cc(), Project())}
+    Note(), Cc(), Project(), Time(), Offer(), Approve())}
 
 
 def find_agent(text: str, world: World, project: str) -> str | None:

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from routing.names import pick
+
 CATEGORIES = ("open", "waiting", "closed")
 
 
@@ -36,9 +38,18 @@ class Status:
     notify: tuple[str, ...] = ()        # groups or addresses mailed when a ticket enters it
     next: tuple[str, ...] | None = None  # statuses an agent may move to; None = any
     aliases: tuple[str, ...] = ()
+    actors: tuple[str, ...] = ()        # every role who acts ("actor" is the first)
+    todo: str = ""                      # what is to be done, in the workflow's language
+    work: bool = False                  # work is done in it: needs contingent (routing.quota)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Everything this status may be called by: name, label, aliases."""
+        return (self.name, self.label, *self.aliases)
 
 
 REMIND_WHOM = ("customer", "agents")
+CUSTOMER_MAY = ("priority", "group")    # what `customer_may` may list
 
 
 @dataclass(frozen=True)
@@ -73,17 +84,23 @@ class Workflow:
     substatus_labels: Mapping[str, str] = field(default_factory=dict)
     types: tuple[str, ...] = ()
     timers: tuple[Timer, ...] = ()
+    customer_may: tuple[str, ...] = ()  # fields customers may set too (CUSTOMER_MAY)
+
+    substatus_info: Mapping[str, Status] = field(default_factory=dict)  # rows, by name
+    on_assign: str = ""                 # where a ticket in `initial` goes once assigned
+    # a customer's approval (/approve) in a status or sub-status (the key) moves the
+    # ticket to (status, sub-status); an empty status keeps the ticket's
+    customer_approve: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
     # -- lookups ---------------------------------------------------------------------
     def find_status(self, text: str) -> Status | None:
-        return _find(text, self.statuses.values())
+        """The status `text` names: a name, label or alias (case and accents aside), else
+        a unique prefix of one; None when unknown or ambiguous."""
+        return pick(text, self.statuses.values(), lambda s: s.names)
 
     def find_substatus(self, text: str) -> str | None:
-        wanted = slug(text)
-        for name in self.substatuses:
-            if wanted in (name, slug(self.substatus_labels.get(name, ""))):
-                return name
-        return None
+        found = pick(text, self.substatus_info.values(), lambda s: s.names)
+        return found.name if found else None
 
     def category(self, status: str) -> str:
         s = self.statuses.get(status)
@@ -92,18 +109,6 @@ class Workflow:
     def status_label(self, status: str) -> str:
         s = self.statuses.get(status)
         return s.label if s else status
-
-
-def _find(text: str, statuses) -> Status | None:
-    wanted = slug(text)
-    if not wanted:
-        return None
-    for s in statuses:
-        if wanted == s.name or wanted == slug(s.label) or wanted in s.aliases:
-            return s
-    # a unique prefix is enough ("waiting" when only one status starts with it)
-    hits = [s for s in statuses if s.name.startswith(wanted) or slug(s.label).startswith(wanted)]
-    return hits[0] if len(hits) == 1 else None
 
 
 # --- decisions ------------------------------------------------------------------------
@@ -140,6 +145,36 @@ def customer_may_reopen(wf: Workflow, status: str) -> bool:
                                        or status in wf.customer_close_from)
 
 
+def customer_approval(wf: Workflow, status: str, substatus: str) -> tuple[str, str] | None:
+    """(status, sub-status) a customer's approval moves the ticket to, or None when the
+    ticket asks for no approval now. The sub-status is asked first: it is the finer."""
+    main, sub = wf.customer_approve.get(substatus) or wf.customer_approve.get(status) or ("", "")
+    if not (main or sub):
+        return None
+    return main or status, sub or substatus
+
+
+def after_assign(wf: Workflow, before_assignee: str, status: str, assignee: str) -> str:
+    """The status a ticket has once it gets an assignee: `on_assign` when it was still in
+    the initial status and had nobody (the document's "received" step), else unchanged."""
+    if wf.on_assign and status == wf.initial and assignee and not before_assignee:
+        return wf.on_assign
+    return status
+
+
+def customer_commands(wf: Workflow, status: str, substatus: str) -> tuple[str, ...]:
+    """The customer verbs the workflow accepts on a ticket now; a mail to the customer
+    offers these and no others."""
+    verbs = []
+    if customer_may_close(wf, status):
+        verbs.append("close")
+    if customer_may_reopen(wf, status):
+        verbs.append("reopen")
+    if customer_approval(wf, status, substatus):
+        verbs.append("approve")
+    return tuple(verbs)
+
+
 def due_timer(wf: Workflow, status: str, substatus: str, days_in_state: float) -> Timer | None:
     """The move timer that has run out for a ticket `days_in_state` days quiet, if any."""
     for t in wf.timers:
@@ -168,10 +203,11 @@ def due_date_reminder(due: dt.date | None, today: dt.date, category: str,
 # --- building from TOML data ----------------------------------------------------------
 
 _STATUS_KEYS = {"name", "label", "category", "actor", "customer_visible", "on_customer_reply",
-                "notify", "next", "aliases"}
+                "notify", "next", "aliases", "work", "actors", "todo"}
 _WORKFLOW_KEYS = {"label", "statuses", "initial", "close", "reopen", "customer_close",
                   "customer_close_from", "customer_may_reopen", "urgent_on_reopen",
-                  "substatuses", "types", "timers", "extends"}
+                  "substatuses", "types", "timers", "extends", "customer_may",
+                  "on_assign", "customer_approve"}
 
 
 def build_workflows(tables: Mapping[str, Any]) -> dict[str, Workflow]:
@@ -222,7 +258,8 @@ def build_workflow(name: str, t: Mapping[str, Any]) -> Workflow:
     first_closed = next((s.name for s in statuses.values() if s.category == "closed"), None)
     first_open = next((s.name for s in statuses.values() if s.category == "open"), None)
     close = ref("close", first_closed)
-    subs = _names(where, "substatuses", t.get("substatuses", []))
+    sub_rows = _substatuses(where, t.get("substatuses", []))
+    subs = (tuple(sub_rows), {n: r.label for n, r in sub_rows.items()})
     for s in statuses.values():
         for target in (s.next or ()):
             if target not in statuses:
@@ -237,8 +274,10 @@ def build_workflow(name: str, t: Mapping[str, Any]) -> Workflow:
         raise WorkflowError(f"{where} customer_close_from: expected a list of statuses")
     timers = tuple(_timer(f"{where} timers[{n}]", row, statuses, subs[0])
                    for n, row in enumerate(t.get("timers", [])))
+    approve = _approvals(where, t.get("customer_approve", {}), statuses, subs[0])
     return Workflow(
-        name=name, label=str(t.get("label", name)), statuses=statuses,
+        on_assign=ref("on_assign") if t.get("on_assign") else "", customer_approve=approve,
+        substatus_info=sub_rows, name=name, label=str(t.get("label", name)), statuses=statuses,
         initial=ref("initial", next(iter(statuses))), close=close,
         reopen=ref("reopen", first_open), customer_close=ref("customer_close", close),
         customer_close_from=tuple(slug(str(c)) for c in close_from),
@@ -246,7 +285,15 @@ def build_workflow(name: str, t: Mapping[str, Any]) -> Workflow:
                                                                       True)),
         urgent_on_reopen=_bool(where, "urgent_on_reopen", t.get("urgent_on_reopen", False)),
         substatuses=subs[0], substatus_labels=subs[1],
-        types=_names(where, "types", t.get("types", []))[0], timers=timers)
+        types=_names(where, "types", t.get("types", []))[0], timers=timers,
+        customer_may=_customer_may(where, t.get("customer_may", [])))
+
+
+def _customer_may(where: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or any(v not in CUSTOMER_MAY for v in value):
+        raise WorkflowError(f"{where} customer_may: expected a list of "
+                            f"{', '.join(CUSTOMER_MAY)}, got {value!r}")
+    return tuple(value)
 
 
 def _status(where: str, row: Any) -> Status:
@@ -270,12 +317,17 @@ def _status(where: str, row: Any) -> Status:
     notify = row.get("notify", [])
     if not isinstance(notify, list) or not all(isinstance(x, str) for x in notify):
         raise WorkflowError(f"{where} notify: expected a list of group names or addresses")
+    actors = row.get("actors", [row.get("actor", "agent")])
+    if not isinstance(actors, list) or not all(isinstance(a, str) for a in actors):
+        raise WorkflowError(f"{where} actors: expected a list of role names")
     return Status(
-        name=name, label=label, category=category, actor=str(row.get("actor", "agent")),
+        name=name, label=label, category=category, actor=actors[0] if actors else "none",
+        actors=tuple(actors), todo=str(row.get("todo", "")),
         customer_visible=_bool(where, "customer_visible", row.get("customer_visible", True)),
         on_customer_reply=str(row.get("on_customer_reply", "")), notify=tuple(notify),
         next=None if nxt is None else tuple(slug(x) for x in nxt),
-        aliases=tuple(slug(a) for a in row.get("aliases", [])))
+        aliases=tuple(slug(a) for a in row.get("aliases", [])),
+        work=_bool(where, "work", row.get("work", False)))
 
 
 _TIMER_KEYS = {"when", "days", "to", "remind"}
@@ -303,6 +355,35 @@ def _timer(where: str, row: Any, statuses, subs) -> Timer:
         raise WorkflowError(f"{where} remind: expected {' or '.join(REMIND_WHOM)}, "
                             f"got {remind!r}")
     return Timer(when, days, to, remind)
+
+
+def _substatuses(where: str, rows: Any) -> dict[str, Status]:
+    """Sub-statuses: plain labels, or tables like a status's (name, label, aliases,
+    actors, todo, customer_visible) so a label can change while the name stays."""
+    if not isinstance(rows, list):
+        raise WorkflowError(f"{where} substatuses: expected a list of names or tables")
+    out: dict[str, Status] = {}
+    for n, row in enumerate(rows):
+        s = _status(f"{where} substatuses[{n}]", {"label": row} if isinstance(row, str)
+                    else row)
+        out[s.name] = s
+    return out
+
+
+def _approvals(where: str, table: Any, statuses, subs) -> dict[str, tuple[str, str]]:
+    if not isinstance(table, Mapping):
+        raise WorkflowError(f"{where} customer_approve: expected a table of "
+                            "when = \"status, sub-status\"")
+    out = {}
+    for when, to in table.items():
+        main, _, sub = str(to).partition(",")
+        main, sub, when = slug(main), slug(sub), slug(when)
+        if (when not in statuses and when not in subs) or (main and main not in statuses) \
+                or (sub and sub not in subs):
+            raise WorkflowError(f"{where} customer_approve {when}: expected a status or "
+                                f"sub-status moving to \"status, sub-status\", got {to!r}")
+        out[when] = (main, sub)
+    return out
 
 
 def _names(where: str, key: str, labels: Any) -> tuple[tuple[str, ...], dict[str, str]]:

@@ -17,6 +17,8 @@ from sqlmodel import SQLModel
 
 from store import models  # noqa: F401  (registers the tables)
 from store.db import Database, classify_error
+from store.desk import create_desk_index
+from store.search_index import create_search_index
 
 _LOCK_ID = 0x6D61696C67617465  # "mailgate"
 
@@ -94,6 +96,39 @@ STEPS: list[Step] = [
     Step(5, "outbox keeps the decided mail and why; indexes for per-mail lookups; "
             "status events keep values, not labels", _v5),
 ]
+
+
+def _owner_and_quota(conn: Connection) -> None:
+    _add_columns("ticket", [("owner_id", "NULL"), ("offer_state", "''"),
+                            ("offer_minutes", "0")])(conn)
+    for table in ("quota_entry", "time_booking"):
+        SQLModel.metadata.tables[table].create(conn, checkfirst=True)
+
+
+# appended, not numbered by hand: other steps may land in the list above at the same time
+STEPS.append(Step(len(STEPS) + 2, "ticket owner and offer; project contingents and booked "
+                                  "time", _owner_and_quota))
+
+
+def _project_language_and_fields(conn: Connection) -> None:
+    # existing projects keep getting English mail until someone sets their language
+    _add_columns("project", [("language", "'en'"), ("domain", "''"), ("contact_person", "''"),
+                             ("invitation_url", "''"), ("signature", "''")])(conn)
+
+
+STEPS.append(Step(len(STEPS) + 2, "project language, domain, contact person, invitation "
+                                  "link and signature", _project_language_and_fields))
+
+
+def _search_and_done_marks(conn: Connection) -> None:
+    _add_columns("message", [("done_at", "NULL"), ("done_by", "''")])(conn)
+    create_search_index(conn, backfill=True)
+    create_desk_index(conn)
+
+
+STEPS.append(Step(len(STEPS) + 2, "full-text search over messages, attachment names and "
+                                  "log entries; messages ticked off as done",
+                  _search_and_done_marks))
 SCHEMA_VERSION = 1 + len(STEPS)
 
 
@@ -150,5 +185,7 @@ def _create_fresh(conn: Connection) -> None:
         raise SchemaError("the database has mailgate tables but no schema_version row; "
                           "it was not created by mailgate and is left untouched")
     SQLModel.metadata.create_all(conn)
+    create_search_index(conn, backfill=False)     # triggers and FTS tables are not models
+    create_desk_index(conn)                        # a partial index is not in the model
     conn.execute(text("INSERT INTO schema_version (id, version) VALUES (1, :v)"),
                  {"v": SCHEMA_VERSION})

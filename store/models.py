@@ -53,7 +53,8 @@ class InboundState(StrEnum):
 
 
 class OutboxState(StrEnum):
-    """pending -> sending -> sent | failed; sent -> bounced; dropped by a guard."""
+    """pending -> sending -> sent | failed; sent -> bounced; dropped by a guard;
+    pending, failed or dropped -> cancelled by an admin (never sent, never counted)."""
 
     PENDING = "pending"
     SENDING = "sending"
@@ -61,6 +62,7 @@ class OutboxState(StrEnum):
     FAILED = "failed"
     BOUNCED = "bounced"
     DROPPED = "dropped"
+    CANCELLED = "cancelled"
 
 
 def utcnow() -> dt.datetime:
@@ -91,6 +93,13 @@ class Project(SQLModel, table=True):
     key: str = Field(unique=True, max_length=40)
     workflow: str = Field(default="support", max_length=40)
     created_at: dt.datetime = _ts(default_factory=utcnow)
+    # the language of the mails its customers get (de | da | en), and what its mails
+    # may name: the site's domain, the contact person, an invitation link, a signature
+    language: str = Field(default="en", max_length=8)
+    domain: str = Field(default="", max_length=253)
+    contact_person: str = Field(default="", max_length=200)
+    invitation_url: str = Field(default="", max_length=2000)
+    signature: str = ""
 
 
 class Contact(SQLModel, table=True):
@@ -148,6 +157,10 @@ class Ticket(SQLModel, table=True):
     due_date: dt.date | None = None
     urgent: bool = False
     status_changed_at: dt.datetime | None = _ts(default=None)
+    # owner (keeps the overview; the assignee handles it) and the ticket's own offer
+    owner_id: int | None = Field(default=None, foreign_key="agent.id")
+    offer_state: str = Field(default="", max_length=20)     # "" | sent | accepted | declined
+    offer_minutes: int = 0
 
 
 class TicketContact(SQLModel, table=True):
@@ -210,6 +223,9 @@ class Message(SQLModel, table=True):
     defects: list[str] = Field(default_factory=list, sa_type=JSON)
     dedup_key: str | None = Field(default=None, max_length=200)
     created_at: dt.datetime = _ts(default_factory=utcnow)
+    # ticked off by an agent as dealt with (`message done`); None: still to do
+    done_at: dt.datetime | None = _ts(default=None)
+    done_by: str = Field(default="", max_length=254)
 
 
 class Attachment(SQLModel, table=True):
@@ -288,3 +304,29 @@ class Suppression(SQLModel, table=True):
     until: dt.datetime = _ts()
     reason: str = ""
     created_at: dt.datetime = _ts(default_factory=utcnow)
+
+
+class QuotaEntry(SQLModel, table=True):
+    """Hours added to (or, negative, corrected off) a project's support contingent. A
+    project without any entry has no quota in use."""
+
+    __tablename__ = "quota_entry"
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    minutes: int
+    note: str = ""
+    actor: str = Field(default="admin", max_length=254)
+    at: dt.datetime = _ts(default_factory=utcnow)
+
+
+class TimeBooking(SQLModel, table=True):
+    """Time an agent booked on a ticket, against its project's contingent or its offer."""
+
+    __tablename__ = "time_booking"
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    minutes: int
+    budget: str = Field(default="project", max_length=20)   # project | offer
+    actor: str = Field(default="", max_length=254)
+    at: dt.datetime = _ts(default_factory=utcnow)

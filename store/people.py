@@ -5,10 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import bindparam, or_, update
+from sqlalchemy import bindparam, delete, or_, update
 from sqlmodel import Session, select
 
-from store.models import Agent, AgentProject, Contact, ContactProject, Project
+from store.models import (
+    Agent,
+    AgentProject,
+    Contact,
+    ContactProject,
+    Project,
+    Ticket,
+    TicketContact,
+)
 
 
 def project_by_slug(*, session: Session, slug: str) -> Project | None:
@@ -168,3 +176,53 @@ def link_contact(*, session: Session, contact_id: int, project_id: int) -> bool:
 
 def project_ids(*, session: Session) -> dict[str, int]:
     return dict(session.exec(select(Project.slug, Project.id)).all())
+
+
+# --- removing people (admin) ----------------------------------------------------------------
+
+
+def unassign_agent(*, session: Session, agent_id: int) -> list[int]:
+    """Unassign every ticket (deleted ones too) from an agent; returns the numbers of the
+    tickets that are not deleted."""
+    shown = list(session.exec(select(Ticket.id).where(Ticket.assignee_id == agent_id,
+                                                      Ticket.deleted_at.is_(None))
+                              .order_by(Ticket.id)))
+    session.execute(update(Ticket).where(Ticket.assignee_id == agent_id)
+                    .values(assignee_id=None).execution_options(synchronize_session=False))
+    return shown
+
+
+def delete_agent(*, session: Session, agent_id: int) -> None:
+    """Delete an agent and its project memberships (its tickets must be unassigned first)."""
+    session.execute(delete(AgentProject).where(AgentProject.agent_id == agent_id))
+    session.execute(delete(Agent).where(Agent.id == agent_id))
+
+
+def unlink_contact(*, session: Session, contact_id: int, project_id: int | None = None) -> int:
+    """Unregister a contact from one project (all when None); returns how many links went."""
+    q = delete(ContactProject).where(ContactProject.contact_id == contact_id)
+    if project_id is not None:
+        q = q.where(ContactProject.project_id == project_id)
+    return session.execute(q).rowcount or 0
+
+
+def delete_contact_if_unused(*, session: Session, contact_id: int) -> bool:
+    """Delete a contact no ticket names (as requester or participant) and no project
+    lists; False (and kept) if any does: the tickets keep who wrote them."""
+    for users in (select(Ticket.id).where(Ticket.requester_id == contact_id),
+                  select(TicketContact.ticket_id).where(TicketContact.contact_id == contact_id),
+                  select(ContactProject.project_id).where(ContactProject.contact_id == contact_id)):
+        if session.exec(users.limit(1)).first() is not None:
+            return False
+    session.execute(delete(Contact).where(Contact.id == contact_id))
+    return True
+
+
+def rename_project(*, session: Session, project_id: int, name: str) -> None:
+    session.execute(update(Project).where(Project.id == project_id).values(name=name))
+
+
+def update_project(*, session: Session, project_id: int, values: dict[str, str]) -> None:
+    """Set some of a project's plain fields (language, domain, contact person, ...)."""
+    if values:
+        session.execute(update(Project).where(Project.id == project_id).values(**values))

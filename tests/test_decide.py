@@ -224,7 +224,11 @@ def test_agent_commands_routed_without_the_reply_token_are_refused(rule):
     assert (e.changes, e.after) == ((), ctx.state)
     assert e.disposition["commands"] == [{"line": "/status open", "ok": False,
                                           "result": COMMANDS_NEED_TOKEN}]
-    assert f"refused: {COMMANDS_NEED_TOKEN}" in transcript_of(e)
+    # the agent is told why, with a proper reply address; nobody else gets anything
+    assert [(m.kind, m.template, m.to.email) for m in e.mails] == [
+        (MailKind.TRANSCRIPT, "agent_unverified", ANNA.email)]
+    assert "not at a reply address issued to you" in e.mails[0].transcript
+    assert (e.message.direction, e.message.author) == (Direction.INTERNAL, "unverified")
 
 
 def test_a_line_not_applied_because_another_was_refused_is_not_reported_done():
@@ -285,13 +289,18 @@ def test_commands_of_an_unverified_sender_are_refused(sender, status):
 
 
 @pytest.mark.parametrize("status, text, new_status, answer", [
-    ("resolved", "/close", "closed", "done: status is now Closed"),
-    ("waiting", "/close", "closed", "done: status is now Closed"),
-    ("open", "/close", "open", "refused: the ticket is Open; it can be confirmed only when "
-                               "Resolved or Waiting for customer"),
-    ("open", "/priority high", "open",
-     "refused: customers may only use /close and /reopen, not /priority"),
-], ids=["close-when-resolved", "close-when-waiting", "no-close-when-open", "no-priority"])
+    # labels are the support document's (German) since issue 11
+    ("resolved", "/close", "closed", "done: status is now Geschlossen"),
+    ("waiting", "/close", "closed", "done: status is now Geschlossen"),
+    ("open", "/close", "open", "refused: the ticket is Offen; it can be confirmed only when "
+                               "Gelöst or Warten auf Rückmeldung"),
+    # the support workflow lets customers choose the priority (issue 11)
+    ("open", "/priority high", "open", "done: priority is now 3 (high)"),
+    ("open", "/assign anna", "open",
+     "refused: customers may only use /close, /reopen, /approve and what the workflow lets "
+     "them set, not /assign"),
+], ids=["close-when-resolved", "close-when-waiting", "no-close-when-open", "priority",
+        "no-assign"])
 def test_customer_commands(status, text, new_status, answer):
     e = run(mail(CARL.email, text), to_ticket(), ticket(status=status))
     assert e.after.status == new_status
@@ -336,3 +345,63 @@ def test_status_naming_a_group_without_address_is_dropped_by_the_no_address_guar
 def test_agent_close_at_customer_approval_takes_the_website_live():
     e = run(mail(ANNA.email, "/close"), to_ticket("web"), ticket("web", "at-customer"))
     assert e.after.status == "live"
+
+
+# --- [trust] agents: an agent's address alone proves nothing ----------------------------
+
+VERIFIED = Verdict(True, "dkim=pass for example.com")
+
+
+def trusting(mode: str) -> Site:
+    s = site()
+    return Site(s.staff, s.projects, s.workflows,
+                Policy("support@example.com", groups={}, agent_trust=mode))
+
+
+@pytest.mark.parametrize("mode, rule, verdict, forwarded", [
+    ("token", Rule.REPLY_TOKEN, Verdict.unchecked(), True),
+    ("token", Rule.REPLY_TOKEN, VERIFIED, True),
+    ("token", Rule.REFERENCES, VERIFIED, False),
+    ("token", Rule.SUBJECT_TAG, Verdict.unchecked(), False),
+    ("token", Rule.SENDER, Verdict.unchecked(), False),
+    ("verified", Rule.REPLY_TOKEN, VERIFIED, True),
+    ("verified", Rule.REPLY_TOKEN, Verdict.unchecked(), False),
+    ("verified", Rule.REPLY_TOKEN, UNVERIFIED, False),
+    ("verified", Rule.SUBJECT_TAG, VERIFIED, False),
+], ids=lambda v: str(getattr(v, "reason", v)))
+def test_agent_reply_reaches_the_customer_only_with_proof(mode, rule, verdict, forwarded):
+    ctx = ticket(status="open")
+    e = run(mail(ANNA.email, "We replaced the toner.", verdict=verdict),
+            to_ticket(rule=rule), ctx, trusting(mode))
+    replies = [m.to.email for m in e.mails if m.kind is MailKind.REPLY]
+    assert replies == ([CARL.email, DORA.email] if forwarded else [])
+    if not forwarded:
+        assert e.message.direction is Direction.INTERNAL
+        assert e.after == ctx.state and e.changes == ()
+        assert [m.to.email for m in e.mails] == [ANNA.email]      # only the agent is told
+
+
+@pytest.mark.parametrize("mode, verdict", [("verified", Verdict.unchecked()),
+                                           ("token", UNVERIFIED)])
+def test_agent_commands_with_a_token_but_no_verification_change_nothing(mode, verdict):
+    ctx = ticket(status="open")
+    e = run(mail(ANNA.email, "/status resolved\n/cc add eve@attacker.example", verdict=verdict),
+            to_ticket(), ctx, trusting(mode))
+    assert (e.changes, e.after) == ((), ctx.state)
+    assert e.disposition["commands"] and not any(c["ok"] for c in e.disposition["commands"])
+    assert not [m for m in e.mails if m.audience is Audience.CUSTOMER]
+
+
+def test_unproven_agent_mail_is_logged_unverified_and_automatic_mail_gets_no_answer():
+    e = run(mail(ANNA.email, "Hi", auto=OUT_OF_OFFICE), to_ticket(rule=Rule.REFERENCES),
+            ticket(status="open"))
+    assert e.mails == ()
+    assert [(ev.kind, ev.actor) for ev in e.events] == [("unverified", ANNA.email)]
+
+
+def test_customer_commands_still_need_the_customers_own_token():
+    ctx = ticket(status="resolved")
+    e = run(mail(CARL.email, "/reopen"), to_ticket(rule=Rule.SUBJECT_TAG), ctx)
+    assert e.disposition["commands"] == [{"line": "/reopen", "ok": False,
+                                          "result": COMMANDS_NEED_TOKEN}]
+    assert e.after.status == "resolved"

@@ -48,12 +48,12 @@ def test_agent_status_command_changes_status_forwards_text_and_sends_a_transcrip
     assert "/status" not in forwarded.text
     transcript = latest(mg, ANNA, 2)
     assert "> /status waiting" in transcript.text
-    assert "done: status is now Waiting for customer" in transcript.text
+    assert "done: status is now Warten auf Rückmeldung" in transcript.text   # issue 11
     assert transcript.header("Auto-Submitted") == "auto-replied"
     events = show(mg, n)["events"]
     change = next(e for e in events if e["kind"] == "status")
     assert (change["actor"], change["old"], change["new"]) == (ANNA, "new", "waiting")
-    assert (change["old_label"], change["new_label"]) == ("New", "Waiting for customer")
+    assert (change["old_label"], change["new_label"]) == ("Neu", "Warten auf Rückmeldung")
     assert change["detail"] == "/status waiting"           # the line that caused it
     # the customer answers while we wait for them: the ticket is open again
     write(mg, forwarded, CARLA, "Hier ist das Foto.")
@@ -67,7 +67,7 @@ def test_a_customer_cannot_set_a_status_and_nothing_changes(mg):
     assert data["status"] == "new"
     assert data["messages"][-1]["text"] == "Ist erledigt."      # the text is still stored
     transcript = latest(mg, CARLA, 2)
-    assert "refused: customers may only use /close and /reopen" in transcript.text
+    assert "refused: customers may only use /close, /reopen" in transcript.text
     assert "Nothing was changed" in transcript.text
 
 
@@ -109,7 +109,7 @@ def test_one_bad_command_applies_none(mg):
     data = show(mg, n)
     assert (data["status"], data["priority"]) == ("new", 2)
     transcript = latest(mg, ANNA, 2)
-    assert "unknown status 'flying'; valid: new (New), open (Open)" in transcript.text
+    assert "unknown status 'flying'; valid: new (Neu), open (Offen)" in transcript.text
     assert "not applied: another command in this mail was refused" in transcript.text
 
 
@@ -186,7 +186,7 @@ def test_website_preset_walked_through_by_mail(site):
     write(site, notification, ANNA, "/status live\nIst online.")
     assert show(site, n)["status"] == "live"
     (bill,) = site.relay.wait_for("billing@agency.example")
-    assert "Live" in bill.subject and "Webshop Müller" in bill.subject
+    assert "Website live" in bill.subject and "Webshop Müller" in bill.subject
 
 
 def twolevel_site(harness_factory, sqlite_url):

@@ -75,8 +75,9 @@ def test_a_ticket_quiet_in_waiting_internal_reminds_its_agents(mg):
     age(mg, n, 3.1)
     assert reminders(mg) == [(n, "agents after 3 days in waiting-internal")]
     reminder = latest(mg, ANNA, before + 1)
-    assert "(reminder: Waiting internal since" in reminder.subject
-    assert f"Ticket #{n} (ACME Corp) has been in \"Waiting internal\"" in reminder.text
+    # the support preset's labels are German since issue 11
+    assert "(reminder: Warten intern since" in reminder.subject
+    assert f"Ticket #{n} (ACME Corp) has been in \"Warten intern\"" in reminder.text
     assert len(mg.relay.to(CARLA)) == told                  # the customer hears nothing
 
 
@@ -118,7 +119,8 @@ def test_twolevel_reminds_three_days_before_an_approval_closes_itself(
     assert run_timers(h) == {"moved": [], "reminded": [
         {"ticket": n, "reminder": "customer after 5 days in waiting-for-customer-approval"}]}
     reminder = latest(h, CARLA, sent + 1)
-    assert "(Waiting for customer approval)" in reminder.text
+    assert "(Afventer godkendelse fra kunde)" in reminder.text     # the Danish label
+    assert "/approve" in reminder.text and "/close" not in reminder.text
     age(h, n, 3)
     assert run_timers(h) == {"moved": [{"ticket": n, "status": "closed"}], "reminded": []}
     assert show(h, n)["status"] == "closed"

@@ -51,7 +51,8 @@ def test_project_address_opens_a_ticket_and_registers_the_sender(mg):
     mg.relay.wait_for("neu@newclient.example")
     (project,) = json.loads(mg.cli("project", "list", "--json").out)
     assert project == {"slug": "acme", "name": "ACME Corp", "key": "acme",
-                       "address": "support+acme@example.com", "workflow": "support"}
+                       "address": "support+acme@example.com", "workflow": "support",
+                       "language": "en", "undone": 1}     # the new mail, not yet ticked off
 
 
 def test_agent_reply_from_a_mail_client_reaches_the_customer_and_threads(mg):

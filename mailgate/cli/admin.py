@@ -1,24 +1,30 @@
-"""`project`, `contact` and `agent` verbs."""
+"""`project` and `contact` verbs (and, through `mailgate.cli.agents`, `agent`)."""
 
 from __future__ import annotations
 
 import argparse
 
-from mailgate.cli import Context
-from mailgate.cli.output import emit_json, listing
+from mailgate.cli import Context, agents, project_fields, quota
+from mailgate.cli.output import emit_json, listing, say
 from mailgate.handlers import ServiceError
 from mailgate.handlers.directory import (
-    add_agent,
+    LANGUAGES,
     add_contact,
     add_project,
-    choose_notifications,
-    notified_about,
+    remove_contact,
+    rename_project,
     require_project,
-    set_workflow,
 )
-from routing.actors import NOTIFY_EVENTS
+from mailgate.handlers.project_workflow import change_workflow
 from routing.addresses import plus_address
-from store import people
+from store import desk, people
+
+
+def _status_pair(text: str) -> tuple[str, str]:
+    old, sep, new = text.partition("=")
+    if not sep or not old.strip() or not new.strip():
+        raise argparse.ArgumentTypeError(f"expected OLD=NEW, got {text[:60]!r}")
+    return old.strip(), new.strip()
 
 
 def register(sub) -> None:
@@ -32,15 +38,28 @@ def register(sub) -> None:
                    help="register a customer address (repeatable)")
     a.add_argument("--workflow", default="support",
                    help="workflow of the project's tickets (see `mailgate workflow list`)")
+    a.add_argument("--language", choices=LANGUAGES,
+                   help="language of its customers' mails (default: [mail] language)")
     a.add_argument("--json", action="store_true")
     a.set_defaults(handler=cmd_project_add)
-    w = ps.add_parser("workflow", help="change the workflow of a project")
+    r = ps.add_parser("rename", help="change a project's display name (slug and addresses "
+                                     "stay)")
+    r.add_argument("slug")
+    r.add_argument("--name", required=True)
+    r.set_defaults(handler=cmd_project_rename)
+    w = ps.add_parser("workflow", help="change the workflow of a project",
+                      description="Refused while tickets are in statuses the new workflow "
+                                  "lacks, unless --map says where they go.")
     w.add_argument("slug")
     w.add_argument("workflow")
+    w.add_argument("--map", type=_status_pair, action="extend", nargs="+", default=[],
+                   metavar="OLD=NEW", help="move tickets in status OLD to NEW (repeatable)")
     w.set_defaults(handler=cmd_project_workflow)
     lst = ps.add_parser("list", help="list projects")
     lst.add_argument("--json", action="store_true")
     lst.set_defaults(handler=cmd_project_list)
+    quota.register(ps)
+    project_fields.register(ps)
 
     p = sub.add_parser("contact", help="manage customer contacts")
     cs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
@@ -50,37 +69,23 @@ def register(sub) -> None:
     a.add_argument("--name", default="")
     a.add_argument("--json", action="store_true")
     a.set_defaults(handler=cmd_contact_add)
+    rm = cs.add_parser("remove", help="unregister a customer address (from one project, or "
+                                      "from all)")
+    rm.add_argument("email")
+    rm.add_argument("--project", metavar="SLUG")
+    rm.set_defaults(handler=cmd_contact_remove)
     lst = cs.add_parser("list", help="list contacts")
     lst.add_argument("--project", metavar="SLUG")
     lst.add_argument("--json", action="store_true")
     lst.set_defaults(handler=cmd_contact_list)
 
-    p = sub.add_parser("agent", help="manage agents")
-    ags = p.add_subparsers(dest="verb", metavar="VERB", required=True)
-    a = ags.add_parser("add", help="add an agent (or an admin)")
-    a.add_argument("email")
-    a.add_argument("--name", required=True)
-    a.add_argument("--admin", action="store_true", help="may work on every project")
-    a.add_argument("--project", action="append", default=[], metavar="SLUG",
-                   help="limit the agent to these projects (default: all projects)")
-    a.add_argument("--json", action="store_true")
-    a.set_defaults(handler=cmd_agent_add)
-    lst = ags.add_parser("list", help="list agents")
-    lst.add_argument("--json", action="store_true")
-    lst.set_defaults(handler=cmd_agent_list)
-    n = ags.add_parser("notify", help="choose which events mail an agent",
-                       description="events: " + ", ".join(NOTIFY_EVENTS))
-    n.add_argument("email")
-    n.add_argument("--on", nargs="+", default=[], metavar="EVENT", choices=NOTIFY_EVENTS)
-    n.add_argument("--off", nargs="+", default=[], metavar="EVENT", choices=NOTIFY_EVENTS)
-    n.add_argument("--json", action="store_true")
-    n.set_defaults(handler=cmd_agent_notify)
+    agents.register(sub)
 
 
 def project_json(app, p) -> dict:
     return {"slug": p.slug, "name": p.name, "key": p.key,
             "address": plus_address(app.config.mail.support_address, p.key),
-            "workflow": p.workflow}
+            "workflow": p.workflow, "language": p.language}
 
 
 def cmd_project_add(args: argparse.Namespace, ctx: Context) -> int:
@@ -88,12 +93,14 @@ def cmd_project_add(args: argparse.Namespace, ctx: Context) -> int:
     with app.db.unit() as session:
         _check_workflow(app, args.workflow)
         p = add_project(session, slug=args.slug, name=args.name, key=args.key,
-                        customers=args.customer, workflow=args.workflow)
+                        customers=args.customer, workflow=args.workflow,
+                        group_keys=app.config.group_keys(),
+                        language=args.language or app.config.mail.language)
         data = project_json(app, p)
     if args.json:
         emit_json(data)
     else:
-        print(f"project {data['slug']} created; customers write to {data['address']}")
+        say(f"project {data['slug']} created; customers write to {data['address']}")
     return 0
 
 
@@ -102,21 +109,33 @@ def _check_workflow(app, name: str) -> None:
         raise ServiceError(f"unknown workflow {name!r} (known: {', '.join(app.workflows)})")
 
 
+def cmd_project_rename(args: argparse.Namespace, ctx: Context) -> int:
+    app = ctx.app()
+    with app.db.unit() as session:
+        old = rename_project(session, slug=args.slug, name=args.name)
+    say(f"project {args.slug}: name {old!r} -> {args.name.strip()!r}")
+    return 0
+
+
 def cmd_project_workflow(args: argparse.Namespace, ctx: Context) -> int:
     app = ctx.app()
-    _check_workflow(app, args.workflow)
     with app.db.unit() as session:
-        old = set_workflow(session, slug=args.slug, workflow=args.workflow)
-    print(f"project {args.slug}: workflow {old} -> {args.workflow}")
+        old, moved = change_workflow(session, project_slug=args.slug, workflow=args.workflow,
+                                     workflows=app.workflows, pairs=args.map, now=app.now())
+    say(f"project {args.slug}: workflow {old} -> {args.workflow}")
+    for change, n in sorted(moved.items()):
+        say(f"  {n} ticket(s) moved {change}")
     return 0
 
 
 def cmd_project_list(args: argparse.Namespace, ctx: Context) -> int:
     app = ctx.app()
     with app.db.unit(write=False) as session:
-        rows = [project_json(app, p) for p in people.projects(session=session)]
+        undone = desk.undone_by_project(session=session)
+        rows = [project_json(app, p) | {"undone": undone.get(p.slug, 0)}
+                for p in people.projects(session=session)]
     listing(args, rows, [("slug", "SLUG", None), ("name", "NAME", 40), ("address", "ADDRESS", None),
-                         ("workflow", "WORKFLOW", None)])
+                         ("workflow", "WORKFLOW", None), ("undone", "UNDONE", None)])
     return 0
 
 
@@ -131,9 +150,19 @@ def cmd_contact_add(args: argparse.Namespace, ctx: Context) -> int:
     if args.json:
         emit_json(data)
     elif linked:
-        print(f"{data['email']} is now a contact of {', '.join(linked)}")
+        say(f"{data['email']} is now a contact of {', '.join(linked)}")
     else:
-        print(f"{data['email']} was already a contact of {', '.join(args.project)}")
+        say(f"{data['email']} was already a contact of {', '.join(args.project)}")
+    return 0
+
+
+def cmd_contact_remove(args: argparse.Namespace, ctx: Context) -> int:
+    app = ctx.app()
+    with app.db.unit() as session:
+        left, gone = remove_contact(session, email=args.email, project_slug=args.project)
+    where = ", ".join(left) or "no project"
+    tail = "; removed" if gone else ("" if args.project else "; kept on the tickets it wrote")
+    say(f"{args.email.strip().lower()} is no longer a contact of {where}{tail}")
     return 0
 
 
@@ -152,48 +181,4 @@ def cmd_contact_list(args: argparse.Namespace, ctx: Context) -> int:
                 for c in contacts]
     listing(args, rows, [("email", "EMAIL", None), ("name", "NAME", 30),
                          ("projects", "PROJECTS", 50)])
-    return 0
-
-
-def agent_json(session, a) -> dict:
-    return {"email": a.email, "name": a.name, "role": a.role, "active": a.active,
-            "notify": notified_about(a),
-            "projects": "all" if a.all_projects or a.role == "admin"
-            else people.agent_project_slugs(session=session, agent=a)}
-
-
-def cmd_agent_add(args: argparse.Namespace, ctx: Context) -> int:
-    app = ctx.app()
-    with app.db.unit() as session:
-        agent = add_agent(session, email=args.email, name=args.name, admin=args.admin,
-                          project_slugs=args.project)
-        data = agent_json(session, agent)
-    if args.json:
-        emit_json(data)
-    else:
-        print(f"{data['role']} {data['email']} added")
-    return 0
-
-
-def cmd_agent_list(args: argparse.Namespace, ctx: Context) -> int:
-    app = ctx.app()
-    with app.db.unit(write=False) as session:
-        rows = [agent_json(session, a) for a in people.agents(session=session)]
-    listing(args, rows, [("email", "EMAIL", None), ("name", "NAME", 30), ("role", "ROLE", None),
-                         ("projects", "PROJECTS", 50)])
-    return 0
-
-
-def cmd_agent_notify(args: argparse.Namespace, ctx: Context) -> int:
-    both = set(args.on) & set(args.off)
-    if both:
-        raise ServiceError(f"event {sorted(both)[0]} is both --on and --off")
-    app = ctx.app()
-    with app.db.unit() as session:
-        agent = choose_notifications(session, email=args.email, on=args.on, off=args.off)
-        data = agent_json(session, agent)
-    if args.json:
-        emit_json(data)
-    else:
-        print(f"{data['email']} is mailed about: {', '.join(data['notify']) or 'nothing'}")
     return 0

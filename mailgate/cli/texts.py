@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 
 from mailgate.cli import Context
-from mailgate.cli.output import emit_json, listing, table
-from mailgate.cli.tickets import _number
+from mailgate.cli.args import ticket_number
+from mailgate.cli.output import block, emit_json, listing, say, table
 from mailgate.handlers import ServiceError
 from mailgate.handlers.notify import preview_vars
-from mailgate.mail.templating import TemplateProblem
-from mailgate.mail.variables import SAMPLE_VARS
+from mailgate.mail.templating import LANGUAGES, TemplateProblem
+from mailgate.mail.variables import SAMPLE_VARS, language_of
 
 
 def register(sub) -> None:
@@ -21,7 +21,10 @@ def register(sub) -> None:
     lst.set_defaults(handler=cmd_list)
     pv = ts.add_parser("preview", help="render a template for a ticket (nothing is sent)")
     pv.add_argument("name")
-    pv.add_argument("--ticket", type=_number, help="ticket to render for (default: sample data)")
+    pv.add_argument("--ticket", type=ticket_number,
+                    help="ticket to render for (default: sample data)")
+    pv.add_argument("--language", choices=LANGUAGES,
+                    help="language to render in (default: the ticket's project's, or en)")
     pv.add_argument("--json", action="store_true")
     pv.set_defaults(handler=cmd_preview)
 
@@ -60,13 +63,17 @@ def cmd_preview(args: argparse.Namespace, ctx: Context) -> int:
         with app.db.unit(write=False) as session:
             variables = preview_vars(session, app, args.ticket, now=app.now())
     try:
-        rendered = app.templates.render(args.name, variables)
+        rendered = app.templates.render(args.name, variables,
+                                        args.language or language_of(variables))
     except TemplateProblem as exc:
         raise ServiceError(str(exc)) from None
     if args.json:
         emit_json({"name": args.name, "subject": rendered.subject, "body": rendered.body})
     else:
-        print(f"Subject: {rendered.subject}\n\n{rendered.body}", end="")
+        # the subject and body quote the ticket's mail: shown safe like any mail text
+        say(f"Subject: {rendered.subject}")
+        say()
+        block(rendered.body)
     return 0
 
 
@@ -77,10 +84,14 @@ def workflow_json(wf) -> dict:
         "customer_close_from": list(wf.customer_close_from),
         "customer_may_reopen": wf.customer_may_reopen, "urgent_on_reopen": wf.urgent_on_reopen,
         "types": list(wf.types), "substatuses": list(wf.substatuses),
+        "substatus_rows": [_status_json(s) for s in wf.substatus_info.values()],
+        "on_assign": wf.on_assign,
+        "customer_approve": {k: ", ".join(v) for k, v in wf.customer_approve.items()},
         "timers": [{"when": t.when, "days": t.days, "to": t.to, "remind": t.remind}
                    for t in wf.timers],
         "statuses": [{"name": s.name, "label": s.label, "category": s.category,
-                      "actor": s.actor, "customer_visible": s.customer_visible,
+                      "actor": s.actor, "actors": list(s.actors), "todo": s.todo,
+                      "customer_visible": s.customer_visible,
                       "on_customer_reply": s.on_customer_reply, "notify": list(s.notify),
                       "next": None if s.next is None else list(s.next)}
                      for s in wf.statuses.values()],
@@ -105,18 +116,38 @@ def cmd_workflow_show(args: argparse.Namespace, ctx: Context) -> int:
     if args.json:
         emit_json(data)
         return 0
-    print(f"{wf.name}: {wf.label}; new tickets start as {wf.initial}")
+    say(f"{wf.name}: {wf.label}; new tickets start as {wf.initial}")
     rows = [dict(s, next="any" if s["next"] is None else ", ".join(s["next"]),
-                 notify=", ".join(s["notify"])) for s in data["statuses"]]
+                 notify=", ".join(s["notify"]), actor=", ".join(s["actors"]) or "-")
+            for s in data["statuses"]]
     table(rows, [("name", "STATUS", None), ("label", "LABEL", 30), ("category", "CATEGORY", None),
-                 ("actor", "WHO ACTS", 20), ("next", "MAY MOVE TO", 40),
+                 ("actor", "WHO ACTS", 34), ("next", "MAY MOVE TO", 40),
                  ("on_customer_reply", "CUSTOMER REPLY ->", 30), ("notify", "NOTIFY", 20)])
+    _todo("what is to be done", data["statuses"])
     if wf.substatuses:
-        print("\nsub-statuses: " + ", ".join(wf.substatuses))
+        _todo("sub-statuses", data["substatus_rows"])
+    if wf.on_assign:
+        say(f"an assigned ticket in {wf.initial} moves to {wf.on_assign}")
+    for when, to in data["customer_approve"].items():
+        say(f"the customer's approval in {when}: -> {to.strip(', ') or 'no change'}")
     for t in wf.timers:
         what = f"-> {t.to}" if t.to else f"remind the {t.remind}"
-        print(f"after {t.days} quiet days in {t.when}: {what}")
+        say(f"after {t.days} quiet days in {t.when}: {what}")
     return 0
+
+
+def _status_json(s) -> dict:
+    return {"name": s.name, "label": s.label, "actors": list(s.actors), "todo": s.todo,
+            "customer_visible": s.customer_visible}
+
+
+def _todo(title: str, rows: list[dict]) -> None:
+    """One line per status: who acts and what they are to do (too long for the table)."""
+    say()
+    say(f"{title}:")
+    for s in rows:
+        who = ", ".join(s["actors"]) or "nobody"
+        say(f"  {s['name']} ({s['label']}) - {who}: {s['todo'] or '-'}")
 
 
 def cmd_timers_run(args: argparse.Namespace, ctx: Context) -> int:
@@ -130,9 +161,9 @@ def cmd_timers_run(args: argparse.Namespace, ctx: Context) -> int:
         emit_json({"moved": moved, "reminded": reminded})
         return 0
     for row in moved:
-        print(f"#{row['ticket']}: moved to {row['status']}")
+        say(f"#{row['ticket']}: moved to {row['status']}")
     for row in reminded:
-        print(f"#{row['ticket']}: reminder ({row['reminder']})")
+        say(f"#{row['ticket']}: reminder ({row['reminder']})")
     if not moved and not reminded:
-        print("nothing due")
+        say("nothing due")
     return 0

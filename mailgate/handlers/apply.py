@@ -24,7 +24,7 @@ from routing.actors import Person
 from routing.addresses import plus_address
 from routing.context import Site, TicketContext
 from routing.effects import Audience, Direction, Effects, MailIntent
-from store import outbox, people, tickets
+from store import outbox, people, quota, tickets
 from store.models import Event, OutboxState, ThreadRef
 
 
@@ -57,6 +57,12 @@ def apply_effects(session: Session, app: App, effects: Effects, *, site: Site,
                                      existing_message)
     if ctx is not None and effects.after is not None and effects.open is None:
         ctx = _update_ticket(session, ctx, effects, site, now)
+    if ctx is not None and effects.booking is not None:
+        b = effects.booking
+        quota.insert_booking(session=session, values={
+            "ticket_id": ctx.number, "minutes": b.minutes, "budget": b.budget,
+            "project_id": people.project_ids(session=session)[ctx.state.project],
+            "actor": b.actor[:254], "at": now})
     if ctx is not None and source is not None and source.mail.message_id:
         ctx = ctx.evolve(thread=(*ctx.thread, source.mail.message_id)[-11:])
         if effects.message is not None and effects.message.direction is Direction.IN:
@@ -100,10 +106,13 @@ def _open(session: Session, app: App, effects: Effects, site: Site, now: dt.date
                                               project_id=project_id) and batch is not None:
         batch.sender_projects[o.requester.email] = tuple(sorted(
             {*batch.sender_projects.get(o.requester.email, ()), o.project}))
+    after = effects.after
+    staff = people.agent_ids(session=session, emails=[after.owner, after.assignee])
     number = tickets.insert_ticket(session=session, values={
         "project_id": project_id, "subject": o.subject, "status": o.status, "priority": 2,
         "requester_id": contact, "created_at": now, "updated_at": now,
-        "status_changed_at": now})
+        "status_changed_at": now, "group_name": after.group,
+        "owner_id": staff.get(after.owner), "assignee_id": staff.get(after.assignee)})
     tickets.add_ticket_contacts(session=session, ticket_id=number,
                                 contacts=[(contact, "requester")], new=True)
     state = dataclasses.replace(effects.after, number=number)
@@ -149,14 +158,15 @@ def _update_ticket(session: Session, ctx: TicketContext, effects: Effects, site:
     values: dict = {"updated_at": now}
     if after != before:
         values.update(substatus=after.substatus, priority=after.priority, group_name=after.group,
-                      ticket_type=after.type, due_date=after.due, urgent=after.urgent)
+                      ticket_type=after.type, due_date=after.due, urgent=after.urgent,
+                      offer_state=after.offer_state, offer_minutes=after.offer_minutes)
         if after.status != before.status:
             closed = site.workflow_of(after.project).category(after.status) == "closed"
             values.update(status=after.status, status_changed_at=now,
                           closed_at=now if closed else None)
-        if after.assignee != before.assignee:
-            ids = people.agent_ids(session=session, emails=[after.assignee])
-            values["assignee_id"] = ids.get(after.assignee)
+        if after.assignee != before.assignee or after.owner != before.owner:
+            ids = people.agent_ids(session=session, emails=[after.assignee, after.owner])
+            values.update(assignee_id=ids.get(after.assignee), owner_id=ids.get(after.owner))
         if after.project != before.project:
             values["project_id"] = people.project_ids(session=session)[after.project]
             ctx = ctx.evolve(project=site.projects[after.project],

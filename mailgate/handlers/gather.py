@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlmodel import Session
 
@@ -22,8 +22,9 @@ from routing.actors import AgentInfo, Person, Staff
 from routing.addresses import Recipient, classify_recipient
 from routing.context import Policy, ProjectInfo, Site, TicketContext, TicketState
 from routing.guards import Counts, GuardFacts
+from routing.quota import Budget
 from routing.rules import Directory, MailFacts, TicketView, lookups_for
-from store import inbox, outbox, people, settings, tickets
+from store import inbox, outbox, people, quota, settings, tickets
 from store.models import Project, Ticket
 
 
@@ -34,9 +35,14 @@ def load_site(session: Session, app: App) -> Site:
                                       frozenset(e.strip() for e in (a.notify or "").split(",")
                                                 if e.strip()))
                    for a, slugs in people.active_agents_with_projects(session=session)})
-    projects = {p.slug: ProjectInfo(p.slug, p.name, p.key, p.workflow)
-                for p in people.projects(session=session)}
+    projects = {p.slug: project_info(p) for p in people.projects(session=session)}
     return Site(staff, projects, app.workflows, policy_of(app))
+
+
+def project_info(p: Project) -> ProjectInfo:
+    return ProjectInfo(p.slug, p.name, p.key, p.workflow, language=p.language,
+                       domain=p.domain, contact_person=p.contact_person,
+                       invitation_url=p.invitation_url, signature=p.signature)
 
 
 class SiteCache:
@@ -65,7 +71,8 @@ def policy_of(app: App) -> Policy:
                   agent_ticket_limit=mail.agent_ticket_limit,
                   agent_ticket_window_minutes=mail.agent_ticket_window_minutes,
                   max_forward_bytes=app.config.smtp.max_message_bytes,
-                  groups=dict(app.config.groups))
+                  groups=app.config.group_owners(), group_keys=app.config.group_keys(),
+                  agent_trust=app.config.trust.agents)
 
 
 def mail_facts(mail: ParsedMail, rcpt_tos: Sequence[str], app: App) -> MailFacts:
@@ -104,7 +111,8 @@ class Batch:
                              if k in self.projects_by_key},
             sender_projects=self.sender_projects.get(facts.sender or "", ()),
             sender_tickets=sender_tickets, token_keys=app.token_keys,
-            token_max_age_days=app.config.mail.token_max_age_days)
+            token_max_age_days=app.config.mail.token_max_age_days,
+            group_keys=self.site.policy.group_keys)
 
     def view(self, number: int) -> TicketView:
         ctx = self.contexts[number]
@@ -178,11 +186,25 @@ def ticket_contexts(session: Session, site: Site, numbers) -> dict[int, TicketCo
     on = tickets.people_of(session=session, numbers=found)
     heads = tickets.thread_heads(session=session, numbers=found)
     last_in = tickets.last_inbound_ids(session=session, numbers=found)
-    assignees = {t.assignee_id for t, _ in rows if t.assignee_id}
-    emails = people.agent_emails(session=session, ids=assignees)
-    return {t.id: context_of(t, p, site, on[t.id], heads[t.id], last_in.get(t.id, ""),
-                             emails.get(t.assignee_id, "") if t.assignee_id else "")
+    agents = {i for t, _ in rows for i in (t.assignee_id, t.owner_id) if i}
+    emails = people.agent_emails(session=session, ids=agents)
+    budgets = {p: Budget(*b) for p, b in quota.project_budgets(
+        session=session, project_ids={p.id for _, p in rows}).items()}
+    booked = quota.ticket_bookings(session=session, numbers=found)
+    return {t.id: _with_budget(
+                context_of(t, p, site, on[t.id], heads[t.id], last_in.get(t.id, ""),
+                           emails.get(t.assignee_id, "") if t.assignee_id else ""),
+                t, emails, budgets.get(p.id), booked.get(t.id, (0, 0)))
             for t, p in rows}
+
+
+def _with_budget(ctx: TicketContext, t: Ticket, emails: dict[int, str],
+                 budget: Budget | None, booked: tuple[int, int]) -> TicketContext:
+    """The owner, the offer and the quota facts (see `routing.quota`)."""
+    return ctx.evolve(state=replace(
+        ctx.state, owner=emails.get(t.owner_id, "") if t.owner_id else "",
+        offer_state=t.offer_state, offer_minutes=t.offer_minutes, booked=booked[0],
+        offer_used=booked[1], quota=budget))
 
 
 def context_of(t: Ticket, p: Project, site: Site, people_on: list[tuple[str, str, str]],
@@ -193,6 +215,6 @@ def context_of(t: Ticket, p: Project, site: Site, people_on: list[tuple[str, str
         due=t.due_date, urgent=t.urgent,
         cc=frozenset(e for e, _, role in people_on if role == "cc"),
         requester=next((e for e, _, role in people_on if role == "requester"), ""))
-    return TicketContext(state, t.subject, ProjectInfo(p.slug, p.name, p.key, p.workflow),
+    return TicketContext(state, t.subject, project_info(p),
                          site.workflow_of(p.slug), tuple(Person(e, n) for e, n, _ in people_on),
                          tuple(thread), last_inbound, t.deleted_at is not None, t.updated_at)

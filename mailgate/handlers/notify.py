@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from mailgate.bootstrap import App
 from mailgate.mail.compose import FileToSend, attachments_to_send
-from mailgate.mail.variables import template_vars
+from mailgate.mail.variables import language_of, template_vars
 from routing.actors import Person
 from store import tickets
 from store.models import Outbox
@@ -43,8 +43,9 @@ def compose_queued(session: Session, app: App, row: Outbox) -> Composed:
         if number is not None and p.get("note_address") else ""
     variables = template_vars(p, text=text, reply_address=reply_address,
                               note_address=note_address, signature=app.config.mail.signature,
-                              support_address=app.config.mail.support_address)
-    rendered = app.templates.render(row.template, variables)
+                              support_address=app.config.mail.support_address,
+                              today=today.isoformat())
+    rendered = app.templates.render(row.template, variables, language_of(p))
     subject, raw = composer.compose(
         rendered=rendered, ticket=number, to=Person(row.rcpt, p.get("to_name", "")),
         message_id=row.message_id, date=row.created_at, from_name=p.get("from_name", ""),
@@ -101,4 +102,5 @@ def preview_vars(session: Session, app: App, number: int, *, now) -> dict:
         payload, text=last.text if last else "",
         reply_address=app.composer.token_address(number, to, today=now.date()) if to
         else app.config.mail.support_address, note_address="",
-        signature=app.config.mail.signature, support_address=app.config.mail.support_address)
+        signature=app.config.mail.signature, support_address=app.config.mail.support_address,
+        today=now.date().isoformat())
