@@ -204,8 +204,22 @@ def ticket_contacts(*, session: Session, ticket_id: int) -> list[tuple[Contact, 
 
 def list_tickets(*, session: Session, project: str | None = None, status: str | None = None,
                  search: str | None = None, include_deleted: bool = False,
-                 limit: int = 1000) -> list[tuple[Ticket, str]]:
+                 limit: int = 1000, statuses: Iterable[str] | None = None,
+                 assignee_id: int | None = None, requester: str | None = None,
+                 priority: int | None = None, due_before: dt.date | None = None,
+                 sort: str = "number") -> list[tuple[Ticket, str]]:
+    """Tickets, newest first (or by `sort`: updated | priority | due); `statuses`
+    keeps those in any of them, `due_before` those due before that day."""
     q = select(Ticket, Project.slug).join(Project, Project.id == Ticket.project_id)
+    if assignee_id is not None:
+        q = q.where(Ticket.assignee_id == assignee_id)
+    if requester:
+        q = q.join(Contact, Contact.id == Ticket.requester_id).where(
+            func.lower(Contact.email) == requester.strip().lower())
+    if priority is not None:
+        q = q.where(Ticket.priority == priority)
+    if due_before is not None:
+        q = q.where(Ticket.due_date.is_not(None), Ticket.due_date < due_before)
     if search:
         # literal substring: %, _ and \ in the search text match themselves
         q = q.where(func.lower(Ticket.subject).contains(search.lower(), autoescape=True))
@@ -213,9 +227,15 @@ def list_tickets(*, session: Session, project: str | None = None, status: str | 
         q = q.where(Project.slug == project)
     if status:
         q = q.where(Ticket.status == status)
+    if statuses is not None:
+        q = q.where(Ticket.status.in_(sorted(statuses)))
     if not include_deleted:
         q = q.where(Ticket.deleted_at.is_(None))
-    return [(t, s) for t, s in session.exec(q.order_by(Ticket.id.desc()).limit(limit))]
+    order = {"updated": (Ticket.updated_at.desc(),),
+             "priority": (Ticket.priority.desc(), Ticket.updated_at.desc()),
+             # undated last, on both databases (NULLS LAST is not portable SQL)
+             "due": (Ticket.due_date.is_(None), Ticket.due_date)}.get(sort, ())
+    return [(t, s) for t, s in session.exec(q.order_by(*order, Ticket.id.desc()).limit(limit))]
 
 
 def ticket_messages(*, session: Session, ticket_id: int) -> list[Message]:
@@ -286,3 +306,13 @@ def event_details(*, session: Session, numbers: Iterable[int], kind: str,
                                                      Event.kind == kind)):
         out[ticket_id].append((at, detail))
     return out
+
+
+# --- admin changes across tickets --------------------------------------------------------
+
+
+def project_tickets(*, session: Session, project_id: int) -> list[Ticket]:
+    """The project's tickets that are not deleted, in number order."""
+    return list(session.exec(select(Ticket).where(Ticket.project_id == project_id,
+                                                  Ticket.deleted_at.is_(None))
+                             .order_by(Ticket.id)))

@@ -3,12 +3,14 @@
 Every verb is a thin wrapper over the shared handlers. Errors are one line on stderr
 and a non-zero exit: 1 for a refused request (no such ticket, duplicate agent), 2 for
 usage and config errors, 75 (EX_TEMPFAIL) when the store is unavailable, and for
-`ingest` 65 (EX_DATAERR) when the input is not a mail. No traceback reaches the user.
+`ingest` 65 (EX_DATAERR) when the input is not a mail and 66 (EX_NOINPUT) when it cannot
+be read. No traceback reaches the user.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -30,7 +32,17 @@ class CliError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, not usage + error
+        # `prog` is the command as typed ("mailgate ticket list"); `_fail` adds no
+        # second program name in front of it
         raise CliError(f"{self.prog}: {message} (see --help)", EX_USAGE)
+
+    def parse_known_args(self, args=None, namespace=None):
+        # argparse hands a verb's unknown arguments up to the top parser, which then
+        # names itself; refusing them here names the verb that was given them
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
 
 
 @dataclass
@@ -62,14 +74,20 @@ Handler = Callable[[argparse.Namespace, Context], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mailgate.cli import admin, imap, queues, run, status, texts, tickets
+    from mailgate.cli import admin, desk, imap, queues, run, search, status, texts, tickets
 
     parser = _Parser(prog="mailgate", description="Inbound-email ticketing daemon.")
     parser.add_argument("--config", metavar="PATH",
-                        help="config file (default: $MAILGATE_CONFIG, else built-in defaults)")
+                        help="config file (default: $MAILGATE_CONFIG, else ./mailgate.toml, "
+                             "else /etc/mailgate/mailgate.toml, else built-in defaults)")
+    try:    # the installed distribution's version, so a wheel reports what it was built as
+        version = importlib.metadata.version("mailgate")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown (not installed)"
+    parser.add_argument("--version", action="version", version=f"mailgate {version}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for module in (run, admin, tickets, queues, texts, imap, status):
+    for module in (run, admin, tickets, queues, texts, imap, status, search, desk):
         module.register(sub)
     return parser
 
@@ -106,5 +124,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"mailgate: {' '.join(message.split())}", file=sys.stderr)
+    from mailgate.cli.output import safe
+
+    # one line, and an argument or a stored value quoted in it cannot drive the terminal
+    text = safe(" ".join(message.split()))
+    if not text.startswith(("mailgate:", "mailgate ")):   # a usage error names itself
+        text = f"mailgate: {text}"
+    print(text, file=sys.stderr)
     return code

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import os
 
-from mailgate.cli import Context
-from mailgate.cli.output import emit_json, fields, table
+from mailgate.cli import EX_USAGE, CliError, Context
+from mailgate.cli.args import ticket_number
+from mailgate.cli.conversation import print_message, terminal_width
+from mailgate.cli.output import emit_json, fields, say, table
+from mailgate.cli.search import day
 from mailgate.handlers.tickets import delete_ticket, load_ticket
 from routing.context import PRIORITY_NAMES
 from routing.disposition import Disposition
-from store import tickets
+from routing.quota import show_minutes
+from routing.workflow import slug
+from store import desk, people, quota, tickets
 from store.models import Agent, Contact, Project, Ticket
 
 
@@ -20,39 +26,104 @@ def register(sub) -> None:
     lst.add_argument("--project", metavar="SLUG")
     lst.add_argument("--status", metavar="STATUS")
     lst.add_argument("--search", metavar="TEXT", help="subject contains TEXT (literally)")
+    lst.add_argument("--assignee", metavar="EMAIL|me",
+                     help="assigned to this agent (me: --as, else $MAILGATE_AGENT)")
+    lst.add_argument("--as", dest="actor", metavar="EMAIL", help="who `me` is")
+    lst.add_argument("--requester", metavar="ADDR")
+    lst.add_argument("--priority", type=priority_arg, metavar="low|normal|high")
+    lst.add_argument("--due-before", type=day, metavar="DATE")
+    lst.add_argument("--sort", choices=("updated", "priority", "due"),
+                     help="default: newest ticket first")
     lst.add_argument("--json", action="store_true")
     lst.set_defaults(handler=cmd_list)
-    show = ts.add_parser("show", help="a ticket with its messages and log")
-    show.add_argument("number", type=_number)
+    show = ts.add_parser("show", help="a ticket as a conversation, with its log")
+    show.add_argument("number", type=ticket_number)
+    show.add_argument("--full", action="store_true", help="show quoted parts too")
+    show.add_argument("--wide", action="store_true", help="do not wrap long lines")
     show.add_argument("--json", action="store_true")
     show.set_defaults(handler=cmd_show)
     delete = ts.add_parser("delete", help="delete a ticket (its reply addresses stop working)")
-    delete.add_argument("number", type=_number)
+    delete.add_argument("number", type=ticket_number)
     delete.set_defaults(handler=cmd_delete)
 
 
-def _number(text: str) -> int:
-    value = text.lstrip("#")
-    if not value.isdigit() or not 0 < int(value) < 10**12:
-        raise argparse.ArgumentTypeError(f"not a ticket number: {text!r}")
-    return int(value)
+def priority_arg(text: str) -> int:
+    by_name = {v: k for k, v in PRIORITY_NAMES.items()}
+    value = text.strip().lower()
+    if value in by_name:
+        return by_name[value]
+    if value.isdigit() and int(value) in PRIORITY_NAMES:
+        return int(value)
+    raise argparse.ArgumentTypeError(f"not a priority: {text[:20]!r} "
+                                     f"(expected {', '.join(by_name)} or 1-3)")
+
+
+def _assignee_id(session, args) -> int | None:
+    """The agent `--assignee` names; `me` is --as, else $MAILGATE_AGENT."""
+    if not args.assignee:
+        return None
+    email = args.assignee.strip().lower()
+    if email == "me":
+        email = (args.actor or os.environ.get("MAILGATE_AGENT") or "").strip().lower()
+        if not email:
+            raise CliError("--assignee me needs --as EMAIL or $MAILGATE_AGENT", EX_USAGE)
+    found = people.agent_ids(session=session, emails=[email])
+    if email not in found:
+        raise CliError(f"unknown agent {email!r} (see: mailgate agent list)", EX_USAGE)
+    return found[email]
+
+
+def status_names(workflows, wanted: str) -> frozenset[str]:
+    """The statuses `wanted` names in any of `workflows`, as `/status` reads it: the name,
+    the label or an alias in any case, else a unique prefix. An exact match in one
+    workflow wins over a prefix in another ("waiting" is not "waiting-for-data")."""
+    key = slug(wanted)
+    exact = {s.name for wf in workflows for s in wf.statuses.values()
+             if key and key in (s.name, slug(s.label), *s.aliases)}
+    if exact:
+        return frozenset(exact)
+    found = (wf.find_status(wanted) for wf in workflows)
+    return frozenset(s.name for s in found if s is not None)
+
+
+def _filters(session, app, args) -> tuple[str | None, frozenset[str] | None]:
+    """The project and statuses `ticket list` filters by; an unknown one is a usage
+    error (a typo must not look like an empty result)."""
+    workflows = list(app.workflows.values())
+    if args.project:
+        project = people.project_by_slug(session=session, slug=args.project)
+        if project is None:
+            known = ", ".join(p.slug for p in people.projects(session=session)) or "none"
+            raise CliError(f"unknown project {args.project!r} (known: {known})", EX_USAGE)
+        workflows = [app.workflows.get(project.workflow) or app.workflows["support"]]
+    if not args.status:
+        return args.project, None
+    names = status_names(workflows, args.status)
+    if not names:
+        known = sorted({s for wf in workflows for s in wf.statuses})
+        where = f" in project {args.project}" if args.project else ""
+        raise CliError(f"unknown status {args.status!r}{where} (known: {', '.join(known)})",
+                       EX_USAGE)
+    return args.project, names
 
 
 def ticket_json(session, t: Ticket, slug: str | None = None) -> dict:
     requester = session.get(Contact, t.requester_id) if t.requester_id else None
     assignee = session.get(Agent, t.assignee_id) if t.assignee_id else None
+    owner = session.get(Agent, t.owner_id) if t.owner_id else None
     if slug is None:
         slug = session.get(Project, t.project_id).slug
     return {"number": t.id, "subject": t.subject, "status": t.status, "priority": t.priority,
             "project": slug, "requester": requester.email if requester else None,
             "assignee": assignee.email if assignee else None,
+            "owner": owner.email if owner else None,
             "created_at": t.created_at, "updated_at": t.updated_at,
             "substatus": t.substatus, "group": t.group_name, "type": t.ticket_type,
             "due": t.due_date.isoformat() if t.due_date else None, "urgent": t.urgent}
 
 
 def attachment_json(a) -> dict:
-    return {"filename": a.filename, "content_type": a.content_type, "size": a.size,
+    return {"id": a.id, "filename": a.filename, "content_type": a.content_type, "size": a.size,
             "sha256": a.sha256}
 
 
@@ -68,8 +139,12 @@ def event_json(e, wf) -> dict:
 def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
     app = ctx.app()
     with app.db.unit(write=False) as session:
+        project, statuses = _filters(session, app, args)
         rows = [ticket_json(session, t, slug) for t, slug in tickets.list_tickets(
-            session=session, project=args.project, status=args.status, search=args.search)]
+            session=session, project=project, statuses=statuses, search=args.search,
+            assignee_id=_assignee_id(session, args), requester=args.requester,
+            priority=args.priority, due_before=args.due_before,
+            sort=args.sort or "number")]
     if args.json:
         emit_json(rows)
     else:
@@ -93,15 +168,23 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
                                                                        ticket_id=t.id)]
         messages = tickets.ticket_messages(session=session, ticket_id=t.id)
         files = tickets.attachments_of(session=session, message_ids=[m.id for m in messages])
+        changes = desk.status_changes(session=session, numbers=[t.id])[t.id]
         data["messages"] = [{
             "direction": m.direction, "from": m.from_addr, "to": m.to_addrs,
             "subject": m.subject, "text": m.text, "created_at": m.created_at,
             "rule": Disposition.from_json(m.decision).route.rule,
-            "attachments": [attachment_json(a) for a in files[m.id]]} for m in messages]
+            "attachments": [attachment_json(a) for a in files[m.id]],
+            "id": m.id, "author": m.author, "full_text": m.full_text,
+            "status_at": desk.status_at(changes, m.created_at, t.status),
+            "done_at": m.done_at, "done_by": m.done_by or None} for m in messages]
         wf = app.workflows.get(session.get(Project, t.project_id).workflow) \
             or app.workflows["support"]
         data["events"] = [event_json(e, wf) for e in tickets.ticket_events(session=session,
                                                                          ticket_id=t.id)]
+        booked = quota.ticket_bookings(session=session, numbers=[t.id]).get(t.id, (0, 0))
+        data["offer"] = {"state": t.offer_state, "minutes": t.offer_minutes,
+                         "used_minutes": booked[1]} if t.offer_state else None
+        data["booked_minutes"] = booked[0]
     if args.json:
         emit_json(data)
         return 0
@@ -109,20 +192,22 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
             ("project", data["project"]),
             ("status", data["status"] + (f", {data['substatus']}" if data["substatus"] else "")),
             ("priority", PRIORITY_NAMES.get(data["priority"], data["priority"])),
-            ("requester", data["requester"]), ("assignee", data["assignee"]),
+            ("requester", data["requester"]), ("owner", data["owner"]),
+            ("assignee", data["assignee"]),
             ("group", data["group"]), ("type", data["type"]), ("due", data["due"]),
             ("urgent", "yes" if data["urgent"] else "no"),
+            ("offer", f"{show_minutes(data['offer']['minutes'])} {data['offer']['state']}"
+             if data["offer"] else None),
+            ("time booked", show_minutes(data["booked_minutes"])
+             if data["booked_minutes"] else None),
             ("participants", [p["email"] for p in data["participants"]]),
             ("created", data["created_at"]), ("updated", data["updated_at"])])
+    width = None if args.wide else terminal_width()
     for m in data["messages"]:
-        arrow = {"in": "<-", "out": "->", "internal": "##"}.get(m["direction"], "--")
-        print(f"\n{arrow} {m['direction']} {m['created_at']:%Y-%m-%d %H:%M} from {m['from']}"
-              f" · {m['subject']}")
-        for line in (m["text"] or "").strip().splitlines():
-            print(f"   {line}")
-        for a in m["attachments"]:
-            print(f"   [attachment] {a['filename']} ({a['content_type']}, {a['size']} bytes)")
-    print("\nlog:")
+        say()
+        print_message(m, full=args.full, width=width)
+    say()
+    say("log:")
     for e in data["events"]:
         if e["kind"] == "status":
             e["old"], e["new"] = e["old_label"], e["new_label"]
@@ -136,5 +221,5 @@ def cmd_delete(args: argparse.Namespace, ctx: Context) -> int:
     app = ctx.app()
     with app.db.unit() as session:
         delete_ticket(session, number=args.number, actor="admin", now=app.now())
-    print(f"ticket #{args.number} deleted")
+    say(f"ticket #{args.number} deleted")
     return 0
