@@ -141,11 +141,7 @@ class WriteGate:
         if self._lock_path is None:
             return None
         if self._fd is None or self._pid != os.getpid():
-            old = os.umask(0o077)
-            try:
-                self._fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-            finally:
-                os.umask(old)
+            self._fd = open_lock_file(self._lock_path)
             self._pid = os.getpid()
         return self._fd
 
@@ -245,6 +241,13 @@ def make_private(path: str | None) -> list[tuple[str, int]]:
     return fixed
 
 
+def open_lock_file(path: str) -> int:
+    """A descriptor for an flock beside the database: owner-only (the mode given to
+    open(2) is only ever narrowed by the umask, so the process-wide umask, which other
+    threads may be using, is left alone), and not passed on to programs we exec."""
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+
 class InstanceLocked(Exception):
     """Another `mailgate serve` holds this SQLite database."""
 
@@ -264,7 +267,7 @@ def hold_instance_lock(url: str) -> int | None:
             or path.startswith("file:"):
         return None
     lock_path = f"{path}-instance.lock"
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = open_lock_file(lock_path)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

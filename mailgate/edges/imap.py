@@ -74,6 +74,9 @@ def connect(box: ImapConfig):
         _logout(mailbox)
         raise ImapProblem(f"login refused for {box.user} at {box.host}:{box.port} "
                           "(wrong user or password?)") from None
+    except BaseException:
+        _logout(mailbox)          # the server went away mid-login: never leave the socket
+        raise
     try:
         mailbox.folder.set(box.folder)
     except Exception as exc:
@@ -83,8 +86,12 @@ def connect(box: ImapConfig):
 
 
 def _logout(mailbox) -> None:
+    """Say goodbye if the server still listens; close the socket either way (a LOGOUT on a
+    dropped connection raises before imaplib closes anything)."""
     with contextlib.suppress(Exception):
         mailbox.logout()
+    with contextlib.suppress(Exception):
+        mailbox.client.shutdown()
 
 
 def recipient_for(raw_headers: bytes, box: ImapConfig, app: App) -> str:

@@ -39,7 +39,8 @@ async def read_data(reader: asyncio.StreamReader, *, size_limit: int | None,
             found = False
         except asyncio.IncompleteReadError:
             return Data(None)                          # the client went away
-        context = (tail + piece[:-3])[-2:] if found else b""
+        # the two bytes before the candidate ".<CR><LF>" (never a copy of the piece)
+        context = (tail + piece[-5:-3])[-2:] if found else b""
         if found and context == b"\r\n":
             piece = piece[:-3]                         # <CR><LF>.<CR><LF>: the end
         else:
@@ -50,7 +51,7 @@ async def read_data(reader: asyncio.StreamReader, *, size_limit: int | None,
             buf.clear()                                # drain, but keep nothing
         elif not too_big:
             buf += piece
-        tail = (tail + piece)[-2:]
+        tail = (tail + piece[-2:])[-2:]
         if found:
             break
     if too_big:

@@ -111,7 +111,7 @@ class Ingest:
             elif isinstance(mail, ParseCrashed):
                 failed.append((row, f"parser failed: {mail}"))
             else:
-                good.append((row, mail, row.verdict))
+                good.append((row, mail))
         try:
             try:
                 with self.app.db.unit() as session:
@@ -125,12 +125,12 @@ class Ingest:
                     faults.hit("pipeline.before_commit")
                 done = retry.committed + done
         except StoreUnavailable as exc:
-            return results + self._release([r.id for r, _, _ in good] +
+            return results + self._release([r.id for r, _ in good] +
                                            [r.id for r, _ in failed], f"store unavailable: {exc}")
         except Exception as exc:
-            self.app.log.exception("processing failed", inbound=[r.id for r, _, _ in good])
-            done, broken = [], [(row, f"{type(exc).__name__}: {exc}") for row, _, _ in good]
-        mails = {row.id: mail for row, mail, _ in good}
+            self.app.log.exception("processing failed", inbound=[r.id for r, _ in good])
+            done, broken = [], [(row, f"{type(exc).__name__}: {exc}") for row, _ in good]
+        mails = {row.id: mail for row, mail in good}
         for r in done:
             mail = mails[r.inbound_id]
             self.app.log.info("mail processed", inbound=r.inbound_id, state=r.state,
@@ -143,18 +143,17 @@ class Ingest:
         trusts every mail; if one fails, the caller rolls back and runs again `careful`:
         each mail in a savepoint of its own, so only the failing one is set aside."""
         now = self.app.now()
-        facts = [mail_facts(mail, row.rcpt_tos, self.app) for row, mail, _ in good]
-        batch = gather(session, self.app, [(m, f) for (_, m, _), f in zip(good, facts,
-                                                                          strict=True)],
+        facts = [mail_facts(mail, row.rcpt_tos, self.app) for row, mail in good]
+        batch = gather(session, self.app, [(m, f) for (_, m), f in zip(good, facts, strict=True)],
                        now, self.site)
         done, broken, finished, committed = [], [], [], []
-        for (row, mail, verdict), f in zip(good, facts, strict=True):
+        for (row, mail), f in zip(good, facts, strict=True):
             try:
                 if careful:
                     with session.begin_nested():
-                        result = self._one(session, batch, row, mail, f, verdict, now)
+                        result = self._one(session, batch, row, mail, f, now)
                 else:
-                    result = self._one(session, batch, row, mail, f, verdict, now)
+                    result = self._one(session, batch, row, mail, f, now)
             except StoreUnavailable:
                 raise
             except Exception as exc:
@@ -177,8 +176,8 @@ class Ingest:
 
     # --- one mail -----------------------------------------------------------------------
 
-    def _one(self, session, batch: Batch, row, mail: ParsedMail, facts: MailFacts,
-             verdict: Verdict, now: dt.datetime) -> Result:
+    def _one(self, session, batch: Batch, row: Claimed, mail: ParsedMail, facts: MailFacts,
+             now: dt.datetime) -> Result:
         seen = batch.dedup.get(mail.dedup_key)
         if seen is not None:
             return Result(row.id, InboundState.DUPLICATE, f"same mail as message {seen[0]} "
@@ -200,7 +199,7 @@ class Ingest:
         auto = classify_automatic(mail.headers, envelope_sender=envelope,
                                   sender=mail.sender.address, subject=mail.subject)
         incoming = Incoming(facts, mail.sender.name, mail.message_id, mail.text,
-                            len(mail.attachments), auto, verdict)
+                            len(mail.attachments), auto, row.verdict)
         ctx = batch.contexts.get(decision.ticket) if decision.target is Target.TICKET else None
         effects = decide(incoming, decision, ctx, batch.site, batch.guard_facts())
         applied = apply_effects(session, self.app, effects, site=batch.site, ctx=ctx, now=now,

@@ -19,6 +19,7 @@ a mail's text was guessed. Never raises.
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 
 SUPERSETS = {
@@ -46,6 +47,7 @@ _LATIN = frozenset({"cp1250", "cp1254", "cp1257", "cp1258", "latin_1", "iso8859_
                     "iso8859_14", "iso8859_15", "iso8859_16", "mac_roman", "mac_latin2",
                     "mac_iceland", "mac_turkish", "cp850", "cp437", "cp858"})
 _JIS_ESCAPES = (b"\x1b$B", b"\x1b$@", b"\x1b(J", b"\x1b(I", b"\x1b$(D")
+_C1 = re.compile(rb"[\x80-\x9f]")
 
 
 def superset(label: str) -> str:
@@ -60,7 +62,8 @@ def decode_text(data: bytes, declared: str = "", hint: str = "") -> tuple[str, s
     `hint` is a charset the mail declares elsewhere, tried before guessing."""
     label = declared.strip().strip('"\'')[:40]
     codec = superset(label)
-    if not codec.startswith("iso2022") and any(e in data for e in _JIS_ESCAPES):
+    if not codec.startswith("iso2022") and b"\x1b" in data \
+            and any(e in data for e in _JIS_ESCAPES):
         # 7-bit ISO-2022-JP reads as "valid" ASCII or UTF-8: its escapes decide first
         for jis in ("iso2022_jp_ext", "iso2022_jp_2", "iso2022_jp_3"):
             text = _try(data, jis, label)
@@ -105,7 +108,7 @@ def decode_text(data: bytes, declared: str = "", hint: str = "") -> tuple[str, s
 def _exact(data: bytes, label: str, codec: str) -> str | None:
     """The text as the label says, when that reading is right (then the superset reads
     the same). Latin-1 bytes 0x80–0x9F are Windows-1252 letters, not control codes."""
-    if codec == "cp1252" and (re.search(rb"[\x80-\x9f]", data) or _is_utf8(data)):
+    if codec == "cp1252" and (_C1.search(data) or _is_utf8(data)):
         return None
     try:
         return data.decode(label) if _known(label) else None
@@ -163,9 +166,13 @@ def _guess(data: bytes) -> tuple[str, str] | None:
         return None
 
 
+@functools.lru_cache(maxsize=64)
 def decode_header_bytes(data: bytes, hint: str = "") -> tuple[str, str]:
     """Raw 8-bit header bytes: UTF-8 (RFC 6532), else the charset the mail's text parts
-    declare (`hint`, widened), else a guess, else Windows-1252. (text, charset used)."""
+    declare (`hint`, widened), else a guess, else Windows-1252. (text, charset used).
+
+    Cached: one parse reads the same header value for display, for its defect and for
+    From/To/Subject, and a value that needs charset-normalizer's guess is slow to read."""
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:

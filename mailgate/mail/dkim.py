@@ -18,7 +18,10 @@ def dkim_verified(raw: bytes, from_domain: str, *, dnsfunc=None, timeout: float 
                   ) -> Verdict:
     if not from_domain:
         return Verdict(False, "no From domain to check")
-    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0].lower()
+    end = raw.find(b"\r\n\r\n")                  # the header ends at the first blank line
+    end = len(raw) if end < 0 else end             # (found in place: split() would copy
+    blank = raw.find(b"\n\n", 0, end)              # the whole mail to look at its head)
+    head = raw[:end if blank < 0 else blank].lower()
     count = head.count(b"\ndkim-signature:") + head.startswith(b"dkim-signature:")
     if count == 0:
         return Verdict(False, "the mail has no DKIM signature")

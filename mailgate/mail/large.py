@@ -17,7 +17,7 @@ import secrets
 from dataclasses import dataclass
 
 from mailgate.mail.mimecheck import Leaf
-from mailgate.mail.transfer import to_lf
+from mailgate.mail.transfer import ENCODINGS, to_lf
 
 LARGE = 256 * 1024
 # (the type test looks ahead past the spaces itself: `\s*(?!text/)` would backtrack to
@@ -28,8 +28,7 @@ _ATTACHMENT = re.compile(rb"(?i)(content-disposition\s*:\s*attachment|\bfilename
 # end of the line, compared whole.
 _CTE = re.compile(rb"(?i)(?<![^\r\n])content-transfer-encoding:[ \t]*([^\r\n]*)")
 _NOT_TEXT = re.compile(rb"(?im)^content-type:(?![ \t]*(?:text|message)/)")
-_VALID = (b"base64", b"quoted-printable", b"7bit", b"8bit", b"binary", b"x-uuencode",
-          b"uuencode", b"x-uue", b"uue")
+_VALID = tuple(e.encode("ascii") for e in ENCODINGS)      # base64 and q-p first
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from mailgate.mail.text import (
     decode_header_value,
     safe_filename,
     unescape_8bit,
+    unfold,
 )
 from mailgate.mail.tnef import is_tnef, unpack_tnef
 from mailgate.mail.transfer import decoded_payload, inline_uuencoded
@@ -62,14 +63,6 @@ def header_values(msg: Message, name: str, hint: str = "") -> list[str]:
 def first_value(msg: Message, name: str, hint: str = "") -> str:
     values = header_values(msg, name, hint)
     return values[0] if values else ""
-
-
-def unfold(value: str) -> str:
-    """RFC 5322 unfolding: a line break before a space or tab goes; the space stays."""
-    return _FOLD.sub("", value) if "\r" in value or "\n" in value else value
-
-
-_FOLD = re.compile(r"(?:\r\n|\r|\n)(?=[ \t])")
 
 
 def walk(msg: Message, large: Extracted | None = None) -> Body:

@@ -20,7 +20,10 @@ import re
 from dataclasses import dataclass
 from email.message import Message
 
-_HEADER_LINE = re.compile(rb"^[!-9;-~]{1,100}:")
+# matched at a line's start (a pos argument, so no "^"); the class holds no line end
+_HEADER_LINE = re.compile(rb"[!-9;-~]{1,100}:")
+_NOT_SPACE = re.compile(rb"[^ \t\n\r\x0b\x0c]")
+_LINE_ENDS = re.compile(rb"[\r\n]*")
 
 
 class ParseRejected(Exception):
@@ -52,15 +55,16 @@ class Limits:
 
 def looks_like_mail(raw: bytes) -> str | None:
     """None if `raw` starts like an RFC 5322 message, else why it does not."""
-    if not raw.strip():
+    # read in place: strip() and split() would copy a 20 MB mail to look at one line
+    if _NOT_SPACE.search(raw) is None:
         return "empty input"
     if raw.startswith(b"\xd0\xcf\x11\xe0"):
         return "an Outlook .msg (OLE) file, not an RFC 5322 message"
-    first = raw.lstrip(b"\r\n").split(b"\n", 1)[0]
-    if first.startswith(b"From "):   # mbox separator line
-        rest = raw.lstrip(b"\r\n").split(b"\n", 1)
-        first = rest[1].split(b"\n", 1)[0] if len(rest) > 1 else b""
-    if not _HEADER_LINE.match(first):
+    start = _LINE_ENDS.match(raw).end()
+    if raw.startswith(b"From ", start):   # mbox separator line: the next line counts
+        eol = raw.find(b"\n", start)
+        start = eol + 1 if eol >= 0 else len(raw)
+    if not _HEADER_LINE.match(raw, start):
         return "no header section: the input does not start with a 'Name: value' header"
     return None
 
@@ -184,8 +188,8 @@ class _Scan:
             raise limits.refused("max_depth")
         body, head_end, value = self._headers(pos)
         parent = self.frames[-1] if self.frames else None
-        kind = _content_type(value, "message/rfc822" if parent is not None and parent.digest
-                             else "text/plain")
+        kind, boundary = _content_type(value, "message/rfc822" if parent is not None
+                                       and parent.digest else "text/plain")
         if kind == "message/delivery-status":
             self._open(_Frame("report"))
             return body, True
@@ -193,7 +197,7 @@ class _Scan:
             self._open(_Frame("message"))
             return body, True
         if kind.startswith("multipart/"):
-            token = _token(_boundary(value))
+            token = _token(boundary)
             if token is not None:                  # else its body is one text, to the end
                 self._open(_Frame("multipart", token, kind == "multipart/digest"))
             return body, False
@@ -309,48 +313,33 @@ def _eol_before(raw: bytes, at: int) -> int:
     return 1 if at and raw[at - 1] in (10, 13) else 0
 
 
-_PATTERNS: dict[tuple[frozenset[bytes], bool], re.Pattern | None] = {}
-# Past this many open delimiters any line that starts with "--" is looked at: one
-# pattern for all, instead of a new alternation at every level of a deep tree.
-_MANY = 16
+# Every line that starts with "--" is looked at (_claim_at compares the token): one
+# pattern compiled once, instead of a new alternation of each mail's boundaries, which cost
+# more to compile than the whole scan of an ordinary mail.
+_DASH_LINE = rb"(?<=[\r\n])--"
+_PATTERNS = {(True, False): re.compile(_DASH_LINE),
+             (True, True): re.compile(_DASH_LINE + b"|" + _BLANK_LINE),
+             (False, True): re.compile(_BLANK_LINE), (False, False): None}
 
 
 def _claims(tokens: frozenset[bytes], blank: bool) -> re.Pattern | None:
     """A regex that finds every line that may end a frame (a superset: _claim_at
     decides), so a body is skipped at the speed of the regex engine."""
-    key = (tokens if len(tokens) <= _MANY else frozenset([b"*"]), blank)
-    if key not in _PATTERNS:
-        alts = []
-        if len(tokens) > _MANY:
-            alts.append(rb"(?<=[\r\n])--")
-        elif tokens:
-            names = b"|".join(re.escape(t) for t in sorted(tokens, key=len, reverse=True))
-            alts.append(rb"(?<=[\r\n])--(?:" + names + rb")(?:--)?[ \t]*(?:\r\n|\r|\n|\Z)")
-        if blank:
-            alts.append(_BLANK_LINE)
-        if len(_PATTERNS) > 256:
-            _PATTERNS.clear()
-        _PATTERNS[key] = re.compile(b"|".join(alts)) if alts else None
-    return _PATTERNS[key]
+    return _PATTERNS[(bool(tokens), blank)]
 
 
-def _content_type(value: str | None, default: str) -> str:
-    """Message.get_content_type() for this Content-Type value; the standard library
-    itself decides whenever the type may open a level."""
+def _content_type(value: str | None, default: str) -> tuple[str, str | None]:
+    """(Message.get_content_type(), a multipart's get_boundary()) for this Content-Type
+    value; the standard library itself decides whenever the type may open a level."""
     if value is None:
-        return default
+        return default, None
     quick = value.partition(";")[0].strip().lower()
     if not quick.startswith(("multipart/", "message/")):
-        return quick if quick.count("/") == 1 else "text/plain"
+        return (quick if quick.count("/") == 1 else "text/plain"), None
     head = Message()
     head.set_raw("Content-Type", value)
-    return head.get_content_type()
-
-
-def _boundary(value: str | None) -> str | None:
-    head = Message()
-    head.set_raw("Content-Type", value or "")
-    return head.get_boundary()
+    kind = head.get_content_type()
+    return kind, head.get_boundary() if kind.startswith("multipart/") else None
 
 
 def _token(boundary: str | None) -> bytes | None:

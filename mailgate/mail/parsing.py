@@ -24,12 +24,12 @@ import email.feedparser
 import email.parser
 import email.policy
 import email.utils
-import hashlib
 import re
 from dataclasses import dataclass
 from email.message import Message
 
 from mailgate.mail.charsets import decode_header_bytes
+from mailgate.mail.dedup import content_key
 from mailgate.mail.headblock import repair_folding
 from mailgate.mail.htmltext import choose_body
 from mailgate.mail.large import extract
@@ -43,10 +43,11 @@ from mailgate.mail.mimecheck import (
 )
 from mailgate.mail.senders import read_sender, tidy_addresses
 from mailgate.mail.text import clean_body, clean_text_line, decode_header_value, has_8bit
-from routing.addresses import Sender, clean_display_name, parse_address_list
+from routing.addresses import Sender, parse_address_list
 
 _MSGID = re.compile(r"<([^<>\s]{1,500})>")
 MAX_HEADERS_KEPT = 300
+_PIECE = 1 << 20                     # text fed to the parser a piece at a time
 
 
 @dataclass(frozen=True)
@@ -75,10 +76,6 @@ class ParsedMail:
             if key.lower() == name:
                 return value
         return ""
-
-    def header_all(self, name: str) -> list[str]:
-        name = name.lower()
-        return [v for k, v in self.headers if k.lower() == name]
 
     @property
     def thread_ids(self) -> tuple[str, ...]:
@@ -216,12 +213,10 @@ def parse_limited(raw: bytes, limits: Limits, *, ignore: str = "") -> Message:
     return parser.close()
 
 
-def _headers(msg, hint: str = "") -> tuple[tuple[str, str], ...]:
-    out = []
-    for name, value in list(msg.raw_items())[:MAX_HEADERS_KEPT]:
-        out.append((clean_text_line(str(name))[:100],
-                    decode_header_value(str(value), hint)[:4000]))
-    return tuple(out)
+def _headers(msg: Message, hint: str = "",
+             limit: int = MAX_HEADERS_KEPT) -> tuple[tuple[str, str], ...]:
+    return tuple((clean_text_line(str(name))[:100], decode_header_value(str(value), hint)[:4000])
+                 for name, value in list(msg.raw_items())[:limit])
 
 
 def header_lines(raw: bytes, limit: int = MAX_HEADERS_KEPT) -> list[tuple[str, str]]:
@@ -229,8 +224,7 @@ def header_lines(raw: bytes, limit: int = MAX_HEADERS_KEPT) -> list[tuple[str, s
     first megabyte is read: a quarantined header bomb is shown in a moment."""
     head = re.split(rb"\r?\n\r?\n", raw[:1 << 20], maxsplit=1)[0]
     msg = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
-    return [(clean_text_line(str(k))[:100], decode_header_value(str(v))[:4000])
-            for k, v in list(msg.raw_items())[:limit]]
+    return list(_headers(msg, limit=limit))
 
 
 def return_path(raw: bytes) -> str | None:
@@ -270,48 +264,3 @@ def _date(value) -> dt.datetime | None:
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     return d if d.tzinfo else d.replace(tzinfo=dt.UTC)
-
-
-_TRACE = re.compile(rb"(?im)^(received|return-path|delivered-to|x-original-to|"
-                    rb"x-received|authentication-results|arc-[a-z-]+|x-spam-[a-z-]+|"
-                    rb"dkim-signature|x-google-smtp-source|x-gm-[a-z-]+):")
-
-
-def content_key(raw: bytes) -> str:
-    """A hash that is the same for one mail fetched by SMTP and by IMAP.
-
-    Trace headers added along the way are left out; the body and the author's
-    headers are kept, so two different mails never share a key. Line ends count as LF.
-    The body is hashed a piece at a time: a large mail is never copied whole.
-    """
-    sep = _SEPARATOR.search(raw)
-    cut = sep.start() if sep else len(raw)
-    head = raw[:cut - (1 if raw[cut - 1:cut] == b"\r" else 0)].replace(b"\r\n", b"\n")
-    lines = re.split(rb"\n(?![ \t])", head)
-    if lines and lines[0].startswith(b"From "):
-        lines = lines[1:]
-    kept = sorted(line.strip() for line in lines if line.strip() and not _TRACE.match(line))
-    h = hashlib.sha256()
-    for line in kept:
-        h.update(line + b"\n")
-    h.update(b"\n")
-    start, end = (sep.end() if sep else len(raw)), len(raw)
-    while end > start and raw[end - 1] in _WHITESPACE:
-        end -= 1
-    view = memoryview(raw)
-    while start < end:
-        stop = min(start + _PIECE, end)
-        if stop < end and raw[stop - 1] == 13:      # never split a CRLF
-            stop += 1
-        h.update(bytes(view[start:stop]).replace(b"\r\n", b"\n"))
-        start = stop
-    return h.hexdigest()
-
-
-_SEPARATOR = re.compile(rb"\n(?:\r\n|\n)")
-_WHITESPACE = frozenset(b" \t\r\n\x0b\x0c")
-_PIECE = 1 << 20
-
-
-def display_name(sender: Sender) -> str:
-    return clean_display_name(sender.name)

@@ -24,6 +24,8 @@ _ENCODED = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?]*\?=")
 _TRAILING_DOT = re.compile(r"(@[^\s<>,;@\"]+?)\.+(?=\s*(?:>|,|;|$))")
 _ANGLE = re.compile(r"<([^<>]*)>")
 _AT_WORD = re.compile(r"[^\s<>()\",;]+@[^\s<>()\",;]+")
+_FOLDED = re.compile(r"\r?\n[ \t]")
+_COMMENT = re.compile(r"\(([^()]*)\)")
 # problems of the strict reading that must never be repaired into a matchable sender
 _REFUSED = ("From headers", "display name", "control characters")
 
@@ -61,7 +63,7 @@ def read_sender(from_values: list[str], *, sender: list[str], reply_to: list[str
 
 
 def _repair(value: str) -> tuple[Sender, list[str]]:
-    value = re.sub(r"\r?\n[ \t]", " ", value).strip()
+    value = _FOLDED.sub(" ", value).strip()
     steps: list[str] = []
     for label, fix in _REPAIRS:
         fixed = fix(value)
@@ -155,12 +157,12 @@ def _first_address(value: str) -> str:
 
 def _display(value: str) -> str:
     """The display name for showing: the text before `<…>`, else an `(comment)`."""
-    value = re.sub(r"\r?\n[ \t]", " ", value or "")
+    value = _FOLDED.sub(" ", value or "")
     angle = value.find("<")
     if angle > 0:
         text = value[:angle]
     else:
-        comment = re.search(r"\(([^()]*)\)", value)
+        comment = _COMMENT.search(value)
         text = comment.group(1) if comment else ""
     text = decode_header_value(text).strip().strip('"').strip()
     return clean_display_name(text.replace('\\"', '"'))

@@ -19,13 +19,14 @@ from mailgate.mail.charsets import decode_header_bytes, decode_text, superset
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _BIDI = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _SURROGATE = re.compile("[\udc80-\udcff]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 # RFC 2047 §2, read leniently as mail clients do: spaces inside the encoded text and a
 # word glued to ordinary text are accepted; a '?' never (it would end the word). An
 # RFC 2231 language (`=?utf-8*de?q?…?=`) is allowed after the charset.
 _ENCODED_WORD = re.compile(r"=\?([^?\s*]+)(?:\*[^?\s]*)?\?([bBqQ])\?([^?]*)\?=")
 _FOLD = re.compile(r"(?:\r\n|\r|\n)(?=[ \t])")
 _QP_BYTE = re.compile(rb"=([0-9A-Fa-f]{2})")
-
+_BLANKS = re.compile(r"[ \t]+")
 
 
 def decode_header_value(value: str, hint: str = "") -> str:
@@ -50,6 +51,11 @@ def has_8bit(value: str) -> bool:
     return _SURROGATE.search(value) is not None
 
 
+def unfold(value: str) -> str:
+    """RFC 5322 unfolding: a line break before a space or tab goes; the space stays."""
+    return _FOLD.sub("", value) if "\r" in value or "\n" in value else value
+
+
 def decode_encoded_words(value: str) -> str:
     """Decode the RFC 2047 encoded words in an unfolded or folded header value.
 
@@ -60,7 +66,7 @@ def decode_encoded_words(value: str) -> str:
     character may be split between them). A word with an unknown charset or broken
     base64 is left as it stands.
     """
-    value = _FOLD.sub("", value)
+    value = unfold(value)
     out: list[str] = []
     run: list[tuple[str, bytes]] = []        # adjacent encoded words: (charset, bytes)
     pos = 0
@@ -118,11 +124,14 @@ def clean_text_line(value: str) -> str:
         return " ".join(value.split())
     value = value.encode("utf-8", "replace").decode("utf-8")  # drop lone surrogates
     value = _BIDI.sub("", _CONTROL.sub(" ", value.replace("\r", " ").replace("\n", " ")))
-    return re.sub(r"[ \t]+", " ", value).strip()
+    return _BLANKS.sub(" ", value).strip()
 
 
 def clean_body(text: str) -> str:
-    text = text.encode("utf-8", "replace").decode("utf-8")
+    """Body text with LF line ends, no NULs and no lone surrogates (as "?")."""
+    if not text.isascii() and _LONE_SURROGATE.search(text):
+        # (an encode and decode round trip would copy a large body twice for nothing)
+        text = text.encode("utf-8", "replace").decode("utf-8")
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
     return text
 

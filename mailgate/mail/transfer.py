@@ -16,8 +16,8 @@ import binascii
 import re
 from email.message import Message
 
-_ENCODINGS = ("base64", "quoted-printable", "7bit", "8bit", "binary", "x-uuencode",
-              "uuencode", "x-uue", "uue")
+ENCODINGS = ("base64", "quoted-printable", "7bit", "8bit", "binary", "x-uuencode",
+             "uuencode", "x-uue", "uue")
 _IDENTITY = ("7bit", "8bit", "binary")
 _NOT_B64 = re.compile(rb"[^A-Za-z0-9+/]")
 _UU_BEGIN = re.compile(r"^begin [0-7]{3,4} ([^\r\n]+)\r?\n", re.MULTILINE)
@@ -31,7 +31,7 @@ def transfer_encoding(part: Message) -> tuple[str, str]:
     (7bit/8bit/binary, which relays add), when the body fits it; else the first valid."""
     values = [str(v).strip().lower() for k, v in part.raw_items()
               if k.lower() == "content-transfer-encoding"]
-    valid = [v for v in values if v in _ENCODINGS]
+    valid = [v for v in values if v in ENCODINGS]
     if not valid:
         return "7bit", (f"unknown Content-Transfer-Encoding {values[0][:40]!r}"
                         if values and values[0] else "")
