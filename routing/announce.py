@@ -71,15 +71,11 @@ def changes_and_mails(ctx: TicketContext, before: TicketState, after: TicketStat
                    for name, old, new in rows)
     change = change_of(before, after, actor, site)
     mails: list[MailIntent] = []
-    if after.assignee and after.assignee != before.assignee and after.assignee != actor.email:
-        agent = site.staff.get(after.assignee)
+    for email, was, how in ((after.assignee, before.assignee, "assigned"),
+                            (after.owner, before.owner, "made owner")):
+        agent = site.staff.get(email) if email and email not in (was, actor.email) else None
         if agent is not None and agent.wants("assigned"):
-            mails.append(notify(agent, "notify_assigned", f"assigned by {actor.email}",
-                                change=change))
-    if after.owner and after.owner != before.owner and after.owner != actor.email:
-        agent = site.staff.get(after.owner)
-        if agent is not None and agent.wants("assigned"):
-            mails.append(notify(agent, "notify_assigned", f"made owner by {actor.email}",
+            mails.append(notify(agent, "notify_assigned", f"{how} by {actor.email}",
                                 change=change))
     if after.due and after.due != before.due:
         # the document: the due date tells the customer when to expect the work done

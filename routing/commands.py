@@ -24,6 +24,7 @@ from typing import Any
 from routing.actors import Actor, ActorKind
 from routing.context import TicketState, World, field_changes
 from routing.names import key
+from routing.quota import may_enter
 from routing.replytext import top_lines
 from routing.verbs import REGISTRY, Invalid, Verb
 from routing.workflow import Workflow, after_assign
@@ -155,6 +156,10 @@ def plan(commands: tuple[Command, ...], ticket: TicketState, actor: Actor,
         if moved != new.status:
             new = replace(new, status=moved)
             message += f"; status is now {workflow.status_label(moved)}"
+        why = _entry_refused(workflow, state, new) if actor.may_work_on(state.project) else ""
+        if why:
+            outcomes.append(Outcome(cmd, False, why))
+            continue
         state = new
         outcomes.append(Outcome(cmd, True, message, state))
     if not all(o.ok for o in outcomes):
@@ -170,6 +175,20 @@ def refuse_all(commands: tuple[Command, ...], ticket: TicketState, reason: str) 
     keeps the mail internal: what was meant for colleagues never reaches a customer."""
     note = any(c.verb == "note" and not c.error for c in commands)
     return Plan(tuple(Outcome(c, False, reason) for c in commands), ticket, ticket, note=note)
+
+
+def _entry_refused(wf: Workflow, before: TicketState, after: TicketState) -> str:
+    """Why an agent's command may not move the ticket into its new status ("" = it may):
+    the quota rule ("no work starts without a contingent") holds for every verb that
+    moves it (/status, /reopen, an assignment's `on_assign`), not for one of them. It is
+    the agents' work it holds back: a customer's /reopen or /approve goes through, like a
+    customer's reply, and the agents then see a ticket they may not work on yet."""
+    if after.status == before.status:
+        return ""
+    status = wf.statuses.get(after.status)
+    why = may_enter(status is not None and status.work, after.type, after.offer_state,
+                    after.offer_minutes, after.offer_used, after.quota, after.project)
+    return f"{wf.status_label(after.status)} cannot be entered: {why}" if why else ""
 
 
 def _permission(verb: Verb, t: TicketState, actor: Actor, wf: Workflow) -> str:

@@ -140,25 +140,17 @@ def _to_ticket(mail: Incoming, route: RouteDecision, ctx: TicketContext, site: S
     body = found.text if found.commands else parts.body
     notes: list[str] = []
     plan_: Plan | None = None
+    unproven = agent_unproven(mail, route, site) if actor.may_work_on(state.project) else ""
     if found.commands and mail.auto.automatic:
         notes.append("commands not read: automatic mail")
     elif found.commands:
-        if route.rule != Rule.REPLY_TOKEN:
-            plan_ = refuse_all(found.commands, state, COMMANDS_NEED_TOKEN)
-        elif not mail.verdict.ok:
-            plan_ = refuse_all(found.commands, state, f"your mail could not be verified: "
-                                                      f"{mail.verdict.reason}")
-        else:
-            plan_ = plan(found.commands, state, actor, ctx.workflow, site.world)
+        refused = _commands_refused(mail, route, unproven)
+        plan_ = (refuse_all(found.commands, state, refused) if refused
+                 else plan(found.commands, state, actor, ctx.workflow, site.world))
     disposition = Disposition(route, mail.auto, actor.kind, mail.verdict, commands=tuple(
         CommandResult(o.command.line, o.ok, o.message) for o in (plan_.outcomes if plan_
                                                                   else ())))
-    unproven = agent_unproven(mail, route, site) if actor.may_work_on(state.project) else ""
     if unproven:
-        if plan_ is not None and route.rule == Rule.REPLY_TOKEN:
-            plan_ = refuse_all(found.commands, state, unproven)
-            disposition = replace(disposition, commands=tuple(
-                CommandResult(o.command.line, o.ok, o.message) for o in plan_.outcomes))
         effects = _unproven_agent_mail(mail, route, actor, parts, body, unproven, notes,
                                        state)
     elif actor.may_work_on(state.project):
@@ -173,6 +165,15 @@ def _to_ticket(mail: Incoming, route: RouteDecision, ctx: TicketContext, site: S
 _HOW = {Rule.REFERENCES: "its In-Reply-To/References headers",
         Rule.SUBJECT_TAG: "the ticket number in its subject",
         Rule.SENDER: "its sender address"}
+
+
+def _commands_refused(mail: Incoming, route: RouteDecision, unproven: str) -> str:
+    """Why no command of this mail is read ("" = they are planned), first reason first."""
+    if route.rule != Rule.REPLY_TOKEN:
+        return COMMANDS_NEED_TOKEN
+    if not mail.verdict.ok:
+        return f"your mail could not be verified: {mail.verdict.reason}"
+    return unproven
 
 
 def agent_unproven(mail: Incoming, route: RouteDecision, site: Site) -> str:

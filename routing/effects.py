@@ -151,7 +151,3 @@ class Effects:
     bounce: Bounce | None = None
     booking: Booking | None = None
     disposition: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def touches_ticket(self) -> bool:
-        return self.ticket is not None or self.open is not None

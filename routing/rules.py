@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from routing.addresses import Recipient, RecipientKind
@@ -238,8 +238,7 @@ def route(facts: MailFacts, directory: Directory, now: dt.datetime) -> RouteDeci
 
 
 def _with_hits(decision: RouteDecision, hits: list[RuleHit]) -> RouteDecision:
-    return RouteDecision(decision.target, decision.rule, decision.reason, decision.ticket,
-                         decision.project, decision.purpose, tuple(hits), decision.group)
+    return replace(decision, hits=tuple(hits))
 
 
 def _with_group(facts: MailFacts, d: Directory, decision: RouteDecision,
@@ -254,10 +253,8 @@ def _with_group(facts: MailFacts, d: Directory, decision: RouteDecision,
                                                         "groups: " + ", ".join(groups)))
         return decision
     hits.append(RuleHit("group-address", True, f"sent to the address of group {groups[0]}"))
-    return RouteDecision(decision.target, decision.rule,
-                         f"{decision.reason}; group {groups[0]} (its address)",
-                         decision.ticket, decision.project, decision.purpose, decision.hits,
-                         groups[0])
+    return replace(decision, reason=f"{decision.reason}; group {groups[0]} (its address)",
+                   group=groups[0])
 
 
 @dataclass(frozen=True)

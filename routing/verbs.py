@@ -14,7 +14,7 @@ from typing import Any
 from routing.actors import Actor, ActorKind
 from routing.addresses import is_valid_address, normalize_address
 from routing.context import PRIORITY_NAMES, TicketState, World
-from routing.quota import OFFER_STATES, may_enter, parse_duration, show_minutes
+from routing.quota import OFFER_STATES, parse_duration, show_minutes
 from routing.workflow import (
     Workflow,
     customer_approval,
@@ -66,11 +66,6 @@ class Status(Verb):
         why = may_move(wf, t.status, target.name)
         if why:
             return why
-        if target.name != t.status:
-            why = may_enter(target.work, t.type, t.offer_state, t.offer_minutes, t.offer_used,
-                            t.quota, t.project)
-            if why:
-                return f"{target.label} cannot be entered: {why}"
         new = replace(t, status=target.name)
         if sub:
             if not wf.substatuses:
@@ -153,28 +148,28 @@ class Priority(Verb):
         return replace(t, priority=value), f"priority is now {value} ({PRIORITY_NAMES[value]})"
 
 
-class Assign(Verb):
-    name = "assign"
+class _AgentField(Verb):
+    """Puts an agent of the ticket's project ("me" is the sender) into `field`."""
+
+    field = ""
+    done = ""                        # the transcript's sentence, with {email}
 
     def apply(self, value, t, wf, world, actor):
         wanted = actor.email if value.lower() in ("me", "myself") else value
         email = find_agent(wanted, world, t.project)
         if email is None:
             return f"no agent of project {t.project} matches {value!r}"
-        return replace(t, assignee=email), f"assigned to {email}"
+        return replace(t, **{self.field: email}), self.done.format(email=email)
 
 
-class Owner(Verb):
+class Assign(_AgentField):
+    name, field, done = "assign", "assignee", "assigned to {email}"
+
+
+class Owner(_AgentField):
     """The owner keeps the overview while the assignee (the handler) does the work."""
 
-    name = "owner"
-
-    def apply(self, value, t, wf, world, actor):
-        wanted = actor.email if value.lower() in ("me", "myself") else value
-        email = find_agent(wanted, world, t.project)
-        if email is None:
-            return f"no agent of project {t.project} matches {value!r}"
-        return replace(t, owner=email), f"owner is now {email}"
+    name, field, done = "owner", "owner", "owner is now {email}"
 
 
 class Group(Verb):

@@ -11,6 +11,7 @@ import datetime as dt
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from routing.names import pick
@@ -80,17 +81,23 @@ class Workflow:
     customer_close_from: tuple[str, ...]  # statuses in which a customer may /close
     customer_may_reopen: bool = True
     urgent_on_reopen: bool = False      # a reopened ticket is marked urgent (priority 3)
-    substatuses: tuple[str, ...] = ()   # second level; empty = one-level workflow
-    substatus_labels: Mapping[str, str] = field(default_factory=dict)
     types: tuple[str, ...] = ()
     timers: tuple[Timer, ...] = ()
     customer_may: tuple[str, ...] = ()  # fields customers may set too (CUSTOMER_MAY)
-
-    substatus_info: Mapping[str, Status] = field(default_factory=dict)  # rows, by name
+    # the second level, rows by name in order; empty = one-level workflow
+    substatus_info: Mapping[str, Status] = field(default_factory=dict)
     on_assign: str = ""                 # where a ticket in `initial` goes once assigned
     # a customer's approval (/approve) in a status or sub-status (the key) moves the
     # ticket to (status, sub-status); an empty status keeps the ticket's
     customer_approve: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+
+    @cached_property
+    def substatuses(self) -> tuple[str, ...]:
+        return tuple(self.substatus_info)
+
+    @cached_property
+    def substatus_labels(self) -> dict[str, str]:
+        return {n: s.label for n, s in self.substatus_info.items()}
 
     # -- lookups ---------------------------------------------------------------------
     def find_status(self, text: str) -> Status | None:
@@ -259,22 +266,21 @@ def build_workflow(name: str, t: Mapping[str, Any]) -> Workflow:
     first_open = next((s.name for s in statuses.values() if s.category == "open"), None)
     close = ref("close", first_closed)
     sub_rows = _substatuses(where, t.get("substatuses", []))
-    subs = (tuple(sub_rows), {n: r.label for n, r in sub_rows.items()})
     for s in statuses.values():
         for target in (s.next or ()):
             if target not in statuses:
                 raise WorkflowError(f"{where} status {s.name} next: {target!r} is not a status")
         if s.on_customer_reply:
             main, _, sub = s.on_customer_reply.partition(",")
-            if slug(main) not in statuses or (sub.strip() and slug(sub) not in subs[0]):
+            if slug(main) not in statuses or (sub.strip() and slug(sub) not in sub_rows):
                 raise WorkflowError(f"{where} status {s.name} on_customer_reply: expected a "
                                     f"status (and sub-status), got {s.on_customer_reply!r}")
     close_from = t.get("customer_close_from", [])
     if not isinstance(close_from, list) or any(slug(str(c)) not in statuses for c in close_from):
         raise WorkflowError(f"{where} customer_close_from: expected a list of statuses")
-    timers = tuple(_timer(f"{where} timers[{n}]", row, statuses, subs[0])
+    timers = tuple(_timer(f"{where} timers[{n}]", row, statuses, sub_rows)
                    for n, row in enumerate(t.get("timers", [])))
-    approve = _approvals(where, t.get("customer_approve", {}), statuses, subs[0])
+    approve = _approvals(where, t.get("customer_approve", {}), statuses, sub_rows)
     return Workflow(
         on_assign=ref("on_assign") if t.get("on_assign") else "", customer_approve=approve,
         substatus_info=sub_rows, name=name, label=str(t.get("label", name)), statuses=statuses,
@@ -284,8 +290,7 @@ def build_workflow(name: str, t: Mapping[str, Any]) -> Workflow:
         customer_may_reopen=_bool(where, "customer_may_reopen", t.get("customer_may_reopen",
                                                                       True)),
         urgent_on_reopen=_bool(where, "urgent_on_reopen", t.get("urgent_on_reopen", False)),
-        substatuses=subs[0], substatus_labels=subs[1],
-        types=_names(where, "types", t.get("types", []))[0], timers=timers,
+        types=_names(where, "types", t.get("types", [])), timers=timers,
         customer_may=_customer_may(where, t.get("customer_may", [])))
 
 
@@ -386,10 +391,10 @@ def _approvals(where: str, table: Any, statuses, subs) -> dict[str, tuple[str, s
     return out
 
 
-def _names(where: str, key: str, labels: Any) -> tuple[tuple[str, ...], dict[str, str]]:
+def _names(where: str, key: str, labels: Any) -> tuple[str, ...]:
     if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
         raise WorkflowError(f"{where} {key}: expected a list of names")
-    return tuple(slug(x) for x in labels), {slug(x): x for x in labels}
+    return tuple(slug(x) for x in labels)
 
 
 def _bool(where: str, key: str, value: Any) -> bool:

@@ -118,6 +118,20 @@ def test_a_bug_may_be_worked_on_without_contingent():
     assert run("/status open", ticket=replace(TICKET, type="bug")).applied
 
 
+def test_a_reopen_into_a_work_status_is_refused_like_a_status_when_the_contingent_is_used_up():
+    result = run("/reopen", ticket=replace(TICKET, status="resolved"))
+    assert not result.applied
+    assert result.outcomes[0].message.startswith("Offen cannot be entered: the support")
+    assert run("/reopen", ticket=replace(TICKET, status="resolved", quota=None)).applied
+
+
+def test_a_customers_reopen_is_not_held_back_by_the_contingent():
+    customer = Actor("carla@c.example", "customer")
+    ticket = replace(TICKET, status="resolved", requester="carla@c.example")
+    result = plan((parse_command("/reopen"),), ticket, customer, SUPPORT, WORLD)
+    assert result.applied and result.after.status == "open"
+
+
 # --- group addresses ---------------------------------------------------------------------
 
 def _facts(*rcpts: str):

@@ -56,12 +56,12 @@ def apply_effects(session: Session, app: App, effects: Effects, *, site: Site,
         message_row = _store_message(session, effects, ticket_id, source, now,
                                      existing_message)
     if ctx is not None and effects.after is not None and effects.open is None:
-        ctx = _update_ticket(session, ctx, effects, site, now)
+        ctx = _update_ticket(session, ctx, effects, site, now, batch)
     if ctx is not None and effects.booking is not None:
         b = effects.booking
         quota.insert_booking(session=session, values={
             "ticket_id": ctx.number, "minutes": b.minutes, "budget": b.budget,
-            "project_id": people.project_ids(session=session)[ctx.state.project],
+            "project_id": _project_id(session, batch, ctx.state.project),
             "actor": b.actor[:254], "at": now})
     if ctx is not None and source is not None and source.mail.message_id:
         ctx = ctx.evolve(thread=(*ctx.thread, source.mail.message_id)[-11:])
@@ -98,8 +98,7 @@ def _open(session: Session, app: App, effects: Effects, site: Site, now: dt.date
           source: Source | None, batch: Batch | None) -> TicketContext:
     o = effects.open
     info = site.projects[o.project]
-    project_id = (batch.project_ids if batch is not None
-                  else people.project_ids(session=session))[o.project]
+    project_id = _project_id(session, batch, o.project)
     contact, name = people.contact_row(session=session, email=o.requester.email,
                                        name=o.requester.name)
     if o.link_contact and people.link_contact(session=session, contact_id=contact,
@@ -152,8 +151,14 @@ def _store_message(session: Session, effects: Effects, ticket_id: int | None,
     return row_id
 
 
+def _project_id(session: Session, batch: Batch | None, project: str) -> int:
+    """A project's row id: the batch has them all; without one (the CLI), one query."""
+    return (batch.project_ids if batch is not None
+            else people.project_ids(session=session))[project]
+
+
 def _update_ticket(session: Session, ctx: TicketContext, effects: Effects, site: Site,
-                   now: dt.datetime) -> TicketContext:
+                   now: dt.datetime, batch: Batch | None) -> TicketContext:
     before, after = ctx.state, effects.after
     values: dict = {"updated_at": now}
     if after != before:
@@ -168,7 +173,7 @@ def _update_ticket(session: Session, ctx: TicketContext, effects: Effects, site:
             ids = people.agent_ids(session=session, emails=[after.assignee, after.owner])
             values.update(assignee_id=ids.get(after.assignee), owner_id=ids.get(after.owner))
         if after.project != before.project:
-            values["project_id"] = people.project_ids(session=session)[after.project]
+            values["project_id"] = _project_id(session, batch, after.project)
             ctx = ctx.evolve(project=site.projects[after.project],
                              workflow=site.workflow_of(after.project))
     tickets.update_ticket(session=session, number=ctx.number, values=values)

@@ -12,6 +12,7 @@ import re
 from sqlmodel import Session
 
 from mailgate.handlers import ServiceError
+from mailgate.mail.templating import LANGUAGES
 from routing.actors import NOTIFY_EVENTS
 from routing.addresses import PROJECT_KEY_RE, is_valid_address, normalize_address
 from store import people, settings, tickets
@@ -20,7 +21,6 @@ from store.models import Agent, AgentProject, Contact, Event, Project
 # bumped by every change to projects and agents, so processes that cache them reload
 SITE_VERSION = "site.version"
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
-ROLES = ("agent", "admin")
 
 
 def valid_email(email: str) -> str:
@@ -164,7 +164,6 @@ def rename_project(session: Session, *, slug: str, name: str) -> str:
     return old
 
 
-LANGUAGES = ("en", "de", "da")
 PROJECT_FIELDS = {"language": 8, "domain": 253, "contact_person": 200,
                   "invitation_url": 2000, "signature": 20_000}   # and their longest value
 

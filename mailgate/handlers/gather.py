@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from sqlmodel import Session
 
 from mailgate.bootstrap import App
-from mailgate.handlers.directory import SITE_VERSION
+from mailgate.handlers.directory import SITE_VERSION, notified_about
 from mailgate.mail.parsing import ParsedMail
 from routing.actors import AgentInfo, Person, Staff
 from routing.addresses import Recipient, classify_recipient
@@ -32,8 +32,7 @@ def load_site(session: Session, app: App) -> Site:
     """Staff, projects and workflows: three queries."""
     staff = Staff({a.email: AgentInfo(a.email, a.name, a.role == "admin",
                                       None if (a.all_projects or a.role == "admin") else slugs,
-                                      frozenset(e.strip() for e in (a.notify or "").split(",")
-                                                if e.strip()))
+                                      frozenset(notified_about(a)))
                    for a, slugs in people.active_agents_with_projects(session=session)})
     projects = {p.slug: project_info(p) for p in people.projects(session=session)}
     return Site(staff, projects, app.workflows, policy_of(app))
@@ -191,30 +190,26 @@ def ticket_contexts(session: Session, site: Site, numbers) -> dict[int, TicketCo
     budgets = {p: Budget(*b) for p, b in quota.project_budgets(
         session=session, project_ids={p.id for _, p in rows}).items()}
     booked = quota.ticket_bookings(session=session, numbers=found)
-    return {t.id: _with_budget(
-                context_of(t, p, site, on[t.id], heads[t.id], last_in.get(t.id, ""),
-                           emails.get(t.assignee_id, "") if t.assignee_id else ""),
-                t, emails, budgets.get(p.id), booked.get(t.id, (0, 0)))
+    return {t.id: context_of(t, p, site, on[t.id], heads[t.id], last_in.get(t.id, ""),
+                             emails, budgets.get(p.id), booked.get(t.id, (0, 0)))
             for t, p in rows}
 
 
-def _with_budget(ctx: TicketContext, t: Ticket, emails: dict[int, str],
-                 budget: Budget | None, booked: tuple[int, int]) -> TicketContext:
-    """The owner, the offer and the quota facts (see `routing.quota`)."""
-    return ctx.evolve(state=replace(
-        ctx.state, owner=emails.get(t.owner_id, "") if t.owner_id else "",
-        offer_state=t.offer_state, offer_minutes=t.offer_minutes, booked=booked[0],
-        offer_used=booked[1], quota=budget))
-
-
 def context_of(t: Ticket, p: Project, site: Site, people_on: list[tuple[str, str, str]],
-               thread: list[str], last_inbound: str, assignee: str) -> TicketContext:
+               thread: list[str], last_inbound: str, emails: dict[int, str],
+               budget: Budget | None, booked: tuple[int, int]) -> TicketContext:
+    """One ticket's context; `emails` are the agents' by id, `budget` its project's
+    contingent and `booked` its (minutes in all, minutes against its offer): the facts of
+    the quota rule (see `routing.quota`)."""
     state = TicketState(
         number=t.id, project=p.slug, status=t.status, substatus=t.substatus,
-        priority=t.priority, assignee=assignee, group=t.group_name, type=t.ticket_type,
-        due=t.due_date, urgent=t.urgent,
+        priority=t.priority, assignee=emails.get(t.assignee_id, "") if t.assignee_id else "",
+        owner=emails.get(t.owner_id, "") if t.owner_id else "", group=t.group_name,
+        type=t.ticket_type, due=t.due_date, urgent=t.urgent,
         cc=frozenset(e for e, _, role in people_on if role == "cc"),
-        requester=next((e for e, _, role in people_on if role == "requester"), ""))
+        requester=next((e for e, _, role in people_on if role == "requester"), ""),
+        offer_state=t.offer_state, offer_minutes=t.offer_minutes, booked=booked[0],
+        offer_used=booked[1], quota=budget)
     return TicketContext(state, t.subject, project_info(p),
                          site.workflow_of(p.slug), tuple(Person(e, n) for e, n, _ in people_on),
                          tuple(thread), last_inbound, t.deleted_at is not None, t.updated_at)

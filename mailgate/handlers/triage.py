@@ -18,11 +18,12 @@ from mailgate.handlers import ServiceError
 from mailgate.handlers.apply import apply_effects
 from mailgate.handlers.directory import require_project
 from mailgate.handlers.gather import for_tickets
+from mailgate.handlers.tickets import load_ticket
 from routing.decide import Incoming
 from routing.disposition import Disposition
 from routing.rules import MailFacts
 from store import inbox
-from store.models import Inbound, InboundState, Message, Ticket
+from store.models import Inbound, InboundState, Message
 
 
 def unassigned_row(session: Session, inbound_id: int) -> tuple[Inbound, Message]:
@@ -73,9 +74,7 @@ def assign_to_ticket(session: Session, app: App, *, inbound_id: int, number: int
     from routing.triage import file_into_ticket
 
     row, message = unassigned_row(session, inbound_id)
-    t = session.get(Ticket, number)
-    if t is None or t.deleted_at is not None:
-        raise ServiceError(f"no ticket #{number}")
+    load_ticket(session, number)
     batch = for_tickets(session, app, [number], now)
     ctx = batch.contexts[number]
     effects = file_into_ticket(_incoming(message), ctx, _admin(admin), batch.site,
@@ -103,7 +102,8 @@ def requeue_quarantined(session: Session, *, inbound_ids: list[int] | None,
     """Put quarantined mail back in line (all of it when ids is None)."""
     rows = inbox.inbound_rows(session=session, state=InboundState.QUARANTINED, limit=100_000)
     if inbound_ids is not None:
-        rows = [r for r in rows if r.id in set(inbound_ids)]
+        wanted = set(inbound_ids)
+        rows = [r for r in rows if r.id in wanted]
         missing = sorted(set(inbound_ids) - {r.id for r in rows})
         if missing:
             raise ServiceError(f"not in quarantine: {', '.join(map(str, missing))} "
