@@ -1,10 +1,11 @@
 """Configuration: read a TOML file into frozen, validated settings.
 
-Every key has a default, so mailgate runs with no file at all. A wrong key, type or
-value raises `ConfigError` whose message is one line naming the file, the key and what
-was expected; the CLI prints it and exits 2. This module never touches the network or
-the database: it only reads the config file and files it points at (secret_file,
-password_file).
+Every key has a default, so mailgate runs with no file at all; the tables, their keys
+and defaults are `mailgate.config_sections`, this module reads a file into them and
+checks what spans keys. A wrong key, type or value raises `ConfigError` whose message is
+one line naming the file, the key and what was expected; the CLI prints it and exits 2.
+This module never touches the network or the database: it only reads the config file
+and files it points at (secret_file, password_file).
 """
 
 from __future__ import annotations
@@ -21,6 +22,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mailgate.config_sections import (
+    DatabaseConfig,
+    ImapConfig,
+    LmtpConfig,
+    LogConfig,
+    MailConfig,
+    MetricsConfig,
+    OutboundConfig,
+    ProcessingConfig,
+    SmtpConfig,
+    TemplatesConfig,
+    TrustConfig,
+    check_email,
+)
 from routing.addresses import split_address
 
 ENV_CONFIG = "MAILGATE_CONFIG"
@@ -32,223 +47,6 @@ DEFAULTS = "built-in defaults"
 
 class ConfigError(Exception):
     """A config problem, worded for the admin: file, key, what was expected."""
-
-
-# --- validators -----------------------------------------------------------------------
-# Each returns None when the value is fine, else the "expected ..." phrase.
-
-
-def _port(v: int) -> str | None:
-    return None if 0 <= v <= 65535 else "a port number between 0 and 65535"
-
-
-def _positive(v: float) -> str | None:
-    return None if v > 0 else "a number greater than 0"
-
-
-def _non_negative(v: float) -> str | None:
-    return None if v >= 0 else "a number of 0 or more"
-
-
-def _email(v: str) -> str | None:
-    local, domain = split_address(v)
-    if not local or not domain or "+" in local:
-        return "an address like support@example.com (without a +suffix)"
-    return None
-
-
-def _domains(v: list[str]) -> str | None:
-    bad = [d for d in v if not d or "@" in d or " " in d]
-    return f"a list of domain names (bad: {bad[0]!r})" if bad else None
-
-
-def _db_url(v: str) -> str | None:
-    ok = v.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://"))
-    return None if ok else "a sqlite:///PATH or postgresql+psycopg://USER@HOST/DB URL"
-
-
-def _one_of(*choices: str):
-    def check(v: str) -> str | None:
-        return None if v in choices else "one of " + ", ".join(repr(c) for c in choices)
-
-    return check
-
-
-def _meta(doc: str, check=None) -> dict[str, Any]:
-    return {"doc": doc, "check": check}
-
-
-# --- sections -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DatabaseConfig:
-    url: str = field(default="sqlite:///mailgate.db", metadata=_meta("database URL", _db_url))
-    busy_timeout_seconds: float = field(
-        default=5.0, metadata=_meta("SQLite lock wait before giving up", _positive)
-    )
-
-
-@dataclass(frozen=True)
-class SmtpConfig:
-    host: str = "127.0.0.1"
-    port: int = field(default=2525, metadata=_meta("listener port", _port))
-    hostname: str = field(default="", metadata=_meta("name in the greeting; empty = FQDN"))
-    max_message_bytes: int = field(default=26_214_400, metadata=_meta("", _positive))
-    max_line_bytes: int = field(default=1_048_576, metadata=_meta("", _positive))
-    max_recipients: int = field(default=100, metadata=_meta("", _positive))
-    max_received_headers: int = field(default=100, metadata=_meta("", _positive))
-    timeout_seconds: float = field(default=300.0, metadata=_meta("", _positive))
-    shutdown_timeout_seconds: float = field(default=30.0, metadata=_meta("", _non_negative))
-    # STARTTLS for inbound SMTP: both files set = offered; require_tls refuses MAIL before it
-    tls_cert_file: str = ""
-    tls_key_file: str = ""
-    require_tls: bool = False
-
-
-def _listen(v: str) -> str | None:
-    host, _, port = v.rpartition(":")
-    ok = not v or (host and port.isdigit() and 0 < int(port) <= 65535)
-    return None if ok else "HOST:PORT like 127.0.0.1:9464, or empty (off)"
-
-
-@dataclass(frozen=True)
-class LmtpConfig:
-    # LMTP for an MTA on this machine (Postfix's lmtp client): a unix socket, made 0660
-    # so the MTA's user in mailgate's group may connect, or host + port. Neither: off.
-    socket: str = field(default="", metadata=_meta("unix socket path; empty = none"))
-    host: str = "127.0.0.1"
-    port: int = field(default=0, metadata=_meta("TCP port; 0 = no TCP listener", _port))
-
-
-@dataclass(frozen=True)
-class MetricsConfig:
-    # Prometheus /metrics over HTTP; empty = off
-    listen: str = field(default="", metadata=_meta("HOST:PORT", _listen))
-    # the `instance` label; empty = this host's name and the SMTP port
-    instance: str = ""
-
-
-@dataclass(frozen=True)
-class RetiredSecret:
-    secret: str = ""
-    secret_file: str = ""
-    valid_until: dt.date = dt.date(1970, 1, 1)
-
-
-LANGUAGES = ("en", "de", "da")      # the languages mailgate ships templates in
-
-
-@dataclass(frozen=True)
-class MailConfig:
-    support_address: str = field(default="support@example.com", metadata=_meta("", _email))
-    support_name: str = "Support"
-    domains: list[str] = field(default_factory=lambda: ["example.com"],
-                               metadata=_meta("", _domains))
-    secret: str = ""
-    secret_file: str = ""
-    retired_secrets: list[RetiredSecret] = field(default_factory=list)
-    token_max_age_days: int = field(default=365, metadata=_meta("", _non_negative))
-    signature: str = ""
-    # the language of customer mails for projects created without --language
-    language: str = field(default="en", metadata=_meta("", _one_of(*LANGUAGES)))
-    # loops: at most auto_reply_limit automatic mails per recipient in
-    # auto_reply_window_minutes (then one more per day); hard bounces stop automatic mail
-    auto_reply_limit: int = field(default=10, metadata=_meta("", _positive))
-    auto_reply_window_minutes: float = field(default=10.0, metadata=_meta("", _positive))
-    bounce_suppress_days: float = field(default=7.0, metadata=_meta("", _non_negative))
-    # agents are never capped per address (a working agent gets hundreds a day); what
-    # stops an autoresponder loop through an agent is a cap per agent and ticket
-    agent_ticket_limit: int = field(default=20, metadata=_meta("", _positive))
-    agent_ticket_window_minutes: float = field(default=60.0, metadata=_meta("", _positive))
-    # Authentication-Results from this authserv-id (your own MTA) are trusted: commands
-    # then need DKIM or DMARC pass for the From domain. Empty: not checked.
-    trusted_authserv_id: str = ""
-    # Without a trusted MTA: check DKIM ourselves (DNS lookups) before running commands.
-    verify_dkim: bool = False
-
-
-@dataclass(frozen=True)
-class TrustConfig:
-    # Who may act as an agent. "token": only a mail to a reply address issued to that
-    # agent (the address is the proof). "verified": that, and the From must also pass
-    # DKIM aligned with its domain (verify_dkim) or a trusted MTA's Authentication-Results
-    # (trusted_authserv_id) -- the recommended production setting.
-    agents: str = field(default="token", metadata=_meta("", _one_of("token", "verified")))
-
-
-@dataclass(frozen=True)
-class OutboundConfig:
-    host: str = "127.0.0.1"
-    port: int = field(default=25, metadata=_meta("relay port", _port))
-    starttls: bool = False
-    tls_ca_file: str = field(default="", metadata=_meta("CA bundle for the relay; empty = "
-                                                         "the system's"))
-    username: str = ""
-    password: str = ""
-    password_file: str = ""
-    timeout_seconds: float = field(default=30.0, metadata=_meta("", _positive))
-    retry_min_seconds: float = field(default=30.0, metadata=_meta("", _positive))
-    retry_max_seconds: float = field(default=3600.0, metadata=_meta("", _positive))
-    give_up_after_hours: float = field(default=120.0, metadata=_meta("", _positive))
-    batch_size: int = field(default=50, metadata=_meta("", _positive))
-    # sent mail keeps its bytes this long (to look at, or to resend); then only the row
-    keep_sent_days: float = field(default=7.0, metadata=_meta("", _non_negative))
-
-
-@dataclass(frozen=True)
-class ProcessingConfig:
-    parse_workers: int = field(default=2, metadata=_meta("0 = parse in-process", _non_negative))
-    parse_timeout_seconds: float = field(default=30.0, metadata=_meta("", _positive))
-    parse_memory_mb: int = field(default=1024, metadata=_meta("", _positive))
-    max_attempts: int = field(default=3, metadata=_meta("", _positive))
-    max_mime_parts: int = field(default=1000, metadata=_meta("", _positive))
-    max_mime_depth: int = field(default=30, metadata=_meta("", _positive))
-    # per header block (the mail's and each part's): fields, and bytes of one field with
-    # its folded lines (102,400 is Postfix's header_size_limit)
-    max_header_count: int = field(default=1000, metadata=_meta("", _positive))
-    max_header_bytes: int = field(default=102_400, metadata=_meta("", _positive))
-    poll_seconds: float = field(default=2.0, metadata=_meta("", _positive))
-    lease_seconds: float = field(default=120.0, metadata=_meta("", _positive))
-    batch_size: int = field(default=32, metadata=_meta("mails decided in one transaction",
-                                                        _positive))
-    # false: processing and sending run in a worker process of their own (both cores
-    # work, the SMTP side only accepts); true: threads of the serve process
-    in_process: bool = False
-
-
-@dataclass(frozen=True)
-class TemplatesConfig:
-    override_dir: str = ""
-
-
-@dataclass(frozen=True)
-class ImapConfig:
-    """One mailbox to fetch from ([[imap]] entries; several may run at once)."""
-
-    name: str = field(default="", metadata=_meta("label in logs and `imap status`"))
-    host: str = "127.0.0.1"
-    port: int = field(default=993, metadata=_meta("IMAP port", _port))
-    tls: str = field(default="ssl", metadata=_meta("", _one_of("ssl", "starttls", "none")))
-    tls_ca_file: str = ""
-    user: str = ""
-    password: str = ""
-    password_file: str = ""
-    folder: str = "INBOX"
-    after: str = field(default="move", metadata=_meta("", _one_of("move", "flag")))
-    move_to: str = "mailgate-processed"
-    address: str = field(default="", metadata=_meta("recipient for routing; empty = support"))
-    poll_seconds: float = field(default=60.0, metadata=_meta("", _positive))
-    idle: bool = True
-    batch_size: int = field(default=50, metadata=_meta("", _positive))
-    timeout_seconds: float = field(default=30.0, metadata=_meta("", _positive))
-
-
-@dataclass(frozen=True)
-class LogConfig:
-    format: str = field(default="console", metadata=_meta("", _one_of("console", "json")))
-    level: str = field(default="info",
-                       metadata=_meta("", _one_of("debug", "info", "warning", "error")))
 
 
 @dataclass(frozen=True)
@@ -456,8 +254,8 @@ def _check_cross_field(cfg: Config, path: Path) -> None:
                               "password_file, not both")
         _check_private(path, f"{where} password_file", box.password_file)
         _check_readable(path, f"{where} tls_ca_file", box.tls_ca_file)
-        if box.address and _email(box.address):
-            raise ConfigError(f"{path}: {where} address: expected {_email(box.address)}, "
+        if box.address and check_email(box.address):
+            raise ConfigError(f"{path}: {where} address: expected {check_email(box.address)}, "
                               f"got {box.address!r}")
     if cfg.lmtp.socket and cfg.lmtp.port:
         raise ConfigError(f"{path}: [lmtp] port: expected either socket or port, not both")
@@ -543,7 +341,7 @@ def _check_groups(path: str, groups: dict[str, Any]) -> None:
                 raise ConfigError(f"{path}: [groups.{group}] {sorted(unknown)[0]}: unknown key "
                                   "(expected owner, key)")
             owner, key = v.get("owner", ""), v.get("key", "")
-            if owner and (not isinstance(owner, str) or _email(owner)):
+            if owner and (not isinstance(owner, str) or check_email(owner)):
                 raise ConfigError(f"{path}: [groups.{group}] owner: expected the owner's "
                                   f"address, got {_show(owner)}")
             if key and (not isinstance(key, str) or not PROJECT_KEY_RE.match(key.lower())):
@@ -554,6 +352,6 @@ def _check_groups(path: str, groups: dict[str, Any]) -> None:
                                   f"{keys[key.lower()]} already")
             if key:
                 keys[key.lower()] = group
-        elif not isinstance(v, str) or _email(v):
+        elif not isinstance(v, str) or check_email(v):
             raise ConfigError(f"{path}: [groups] {group}: expected the owner's address, "
                               f"got {_show(v)}")

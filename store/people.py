@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import bindparam, delete, or_, update
+from sqlalchemy import bindparam, delete, update
 from sqlmodel import Session, select
 
 from store.models import (
@@ -37,13 +37,6 @@ def projects_by_key(*, session: Session, keys: Iterable[str]) -> dict[str, str]:
 
 def contact_by_email(*, session: Session, email: str) -> Contact | None:
     return session.exec(select(Contact).where(Contact.email == email)).first()
-
-
-def contacts_by_email(*, session: Session, emails: Iterable[str]) -> dict[str, Contact]:
-    emails = sorted(set(emails))
-    if not emails:
-        return {}
-    return {c.email: c for c in session.exec(select(Contact).where(Contact.email.in_(emails)))}
 
 
 def ensure_contact(*, session: Session, email: str, name: str = "") -> Contact:
@@ -102,11 +95,18 @@ def agents(*, session: Session) -> list[Agent]:
     return list(session.exec(select(Agent).order_by(Agent.email)))
 
 
-def agent_project_slugs(*, session: Session, agent: Agent) -> list[str]:
-    rows = session.exec(select(Project.slug).join(AgentProject,
-                                                   AgentProject.project_id == Project.id)
-                        .where(AgentProject.agent_id == agent.id))
-    return sorted(rows)
+def agents_project_slugs(*, session: Session, ids: Iterable[int]) -> dict[int, list[str]]:
+    """The slugs of the projects each agent is limited to (one query for all)."""
+    ids = sorted(set(ids))
+    out: dict[int, list[str]] = {}
+    if not ids:
+        return out
+    for agent_id, slug in session.exec(
+            select(AgentProject.agent_id, Project.slug)
+            .join(Project, Project.id == AgentProject.project_id)
+            .where(AgentProject.agent_id.in_(ids)).order_by(Project.slug)):
+        out.setdefault(agent_id, []).append(slug)
+    return out
 
 
 def active_agents_with_projects(*, session: Session) -> list[tuple[Agent, frozenset[str]]]:
@@ -119,20 +119,18 @@ def active_agents_with_projects(*, session: Session) -> list[tuple[Agent, frozen
     return [(a, frozenset(slugs.get(a.id, ()))) for a in staff]
 
 
-def agents_of_project(*, session: Session, project_id: int) -> list[Agent]:
-    """Active agents who work on a project: admins, all-project agents and members."""
-    member = select(AgentProject.agent_id).where(AgentProject.project_id == project_id)
-    return list(session.exec(
-        select(Agent).where(Agent.active)
-        .where(or_(Agent.role == "admin", Agent.all_projects, Agent.id.in_(member)))
-        .order_by(Agent.email)))
-
-
 def agent_emails(*, session: Session, ids: Iterable[int]) -> dict[int, str]:
     ids = sorted(set(ids))
     if not ids:
         return {}
     return dict(session.exec(select(Agent.id, Agent.email).where(Agent.id.in_(ids))).all())
+
+
+def contact_emails(*, session: Session, ids: Iterable[int]) -> dict[int, str]:
+    ids = sorted(set(ids))
+    if not ids:
+        return {}
+    return dict(session.exec(select(Contact.id, Contact.email).where(Contact.id.in_(ids))).all())
 
 
 def agent_ids(*, session: Session, emails: Iterable[str]) -> dict[str, int]:

@@ -117,7 +117,9 @@ def search(session: Session, query: SearchQuery) -> list[Hit]:
     return hits[:query.limit]
 
 
-def _filters(query: SearchQuery, date_col: str, params: dict) -> list[str]:
+def _filters(query: SearchQuery, date_col: str, sender_col: str, params: dict) -> list[str]:
+    """The WHERE terms both kinds of hit share; `date_col` and `sender_col` name the
+    hit's own columns."""
     where = ["t.deleted_at IS NULL"]
     if query.project:
         where.append("p.slug = :project")
@@ -134,6 +136,9 @@ def _filters(query: SearchQuery, date_col: str, params: dict) -> list[str]:
     if query.statuses is not None:
         where.append("t.status IN :statuses")
         params["statuses"] = sorted(query.statuses)
+    if query.sender:
+        where.append(f"lower({sender_col}) = :sender")
+        params["sender"] = query.sender.strip().lower()
     return where
 
 
@@ -147,10 +152,7 @@ def _bind(sql: str, params: dict):
 
 def _messages(session: Session, query: SearchQuery, pg: bool) -> list[Hit]:
     params: dict = {"limit": query.limit}
-    where = _filters(query, "m.created_at", params)
-    if query.sender:
-        where.append("lower(m.from_addr) = :sender")
-        params["sender"] = query.sender.strip().lower()
+    where = _filters(query, "m.created_at", "m.from_addr", params)
     if query.direction:
         where.append("m.direction = :direction")
         params["direction"] = query.direction
@@ -206,10 +208,7 @@ _HEADLINE = f"StartSel={MARK[0]}, StopSel={MARK[1]}, MaxWords=18, MinWords=6"
 
 def _events(session: Session, query: SearchQuery, pg: bool) -> list[Hit]:
     params: dict = {"limit": query.limit}
-    where = _filters(query, "e.at", params)
-    if query.sender:
-        where.append("lower(e.actor) = :sender")
-        params["sender"] = query.sender.strip().lower()
+    where = _filters(query, "e.at", "e.actor", params)
     joins = "JOIN ticket t ON t.id = e.ticket_id JOIN project p ON p.id = t.project_id"
     cols = "e.id, e.ticket_id, e.at, e.actor, t.subject"
     if pg:

@@ -267,11 +267,13 @@ def attachments_of(*, session: Session, message_ids: Iterable[int],
     return out
 
 
-def message_text(*, session: Session, message_id: int) -> str:
-    return session.exec(select(Message.text).where(Message.id == message_id)).first() or ""
-
-
 # --- timers -----------------------------------------------------------------------------
+
+
+def open_ticket_count(*, session: Session) -> int:
+    """Tickets neither closed nor deleted."""
+    return session.exec(select(func.count()).select_from(Ticket).where(
+        Ticket.closed_at.is_(None), Ticket.deleted_at.is_(None))).one()
 
 
 def open_tickets_page(*, session: Session, after_id: int, limit: int,

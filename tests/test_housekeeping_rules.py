@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailgate.cli.tickets import status_names
+from mailgate.cli.common import status_names
 from mailgate.handlers import ServiceError
 from mailgate.handlers.outgoing import why_not
 from mailgate.handlers.project_workflow import plan_change, resolve_map

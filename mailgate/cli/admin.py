@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from mailgate.cli import Context, agents, project_fields, quota
-from mailgate.cli.output import emit_json, listing, say
+from mailgate.cli.common import project_json
+from mailgate.cli.output import answer, listing, say
 from mailgate.handlers import ServiceError
 from mailgate.handlers.directory import (
     LANGUAGES,
@@ -16,7 +17,6 @@ from mailgate.handlers.directory import (
     require_project,
 )
 from mailgate.handlers.project_workflow import change_workflow
-from routing.addresses import plus_address
 from store import desk, people
 
 
@@ -82,12 +82,6 @@ def register(sub) -> None:
     agents.register(sub)
 
 
-def project_json(app, p) -> dict:
-    return {"slug": p.slug, "name": p.name, "key": p.key,
-            "address": plus_address(app.config.mail.support_address, p.key),
-            "workflow": p.workflow, "language": p.language}
-
-
 def cmd_project_add(args: argparse.Namespace, ctx: Context) -> int:
     app = ctx.app()
     with app.db.unit() as session:
@@ -97,10 +91,7 @@ def cmd_project_add(args: argparse.Namespace, ctx: Context) -> int:
                         group_keys=app.config.group_keys(),
                         language=args.language or app.config.mail.language)
         data = project_json(app, p)
-    if args.json:
-        emit_json(data)
-    else:
-        say(f"project {data['slug']} created; customers write to {data['address']}")
+    answer(args, data, f"project {data['slug']} created; customers write to {data['address']}")
     return 0
 
 
@@ -144,16 +135,16 @@ def cmd_contact_add(args: argparse.Namespace, ctx: Context) -> int:
     with app.db.unit() as session:
         contact, linked = add_contact(session, email=args.email, project_slugs=args.project,
                                       name=args.name)
-        data = {"email": contact.email, "name": contact.name,
-                "projects": list(people.contact_project_slugs(session=session,
-                                                               email=contact.email))}
-    if args.json:
-        emit_json(data)
-    elif linked:
-        say(f"{data['email']} is now a contact of {', '.join(linked)}")
-    else:
-        say(f"{data['email']} was already a contact of {', '.join(args.project)}")
+        (data,) = contacts_json(session, [contact])
+    answer(args, data, f"{data['email']} is now a contact of {', '.join(linked)}" if linked
+           else f"{data['email']} was already a contact of {', '.join(args.project)}")
     return 0
+
+
+def contacts_json(session, contacts) -> list[dict]:
+    slugs = people.senders_projects(session=session, emails=[c.email for c in contacts])
+    return [{"email": c.email, "name": c.name, "projects": list(slugs.get(c.email, ()))}
+            for c in contacts]
 
 
 def cmd_contact_remove(args: argparse.Namespace, ctx: Context) -> int:
@@ -175,10 +166,7 @@ def cmd_contact_list(args: argparse.Namespace, ctx: Context) -> int:
                                                                            args.project))
         else:
             contacts = people.all_contacts(session=session)
-        rows = [{"email": c.email, "name": c.name,
-                 "projects": list(people.contact_project_slugs(session=session,
-                                                                email=c.email))}
-                for c in contacts]
+        rows = contacts_json(session, contacts)
     listing(args, rows, [("email", "EMAIL", None), ("name", "NAME", 30),
                          ("projects", "PROJECTS", 50)])
     return 0

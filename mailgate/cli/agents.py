@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from mailgate.cli import Context
-from mailgate.cli.output import emit_json, listing, say
+from mailgate.cli.output import answer, listing, say
 from mailgate.handlers import ServiceError
 from mailgate.handlers.directory import (
     add_agent,
@@ -48,11 +48,13 @@ def register(sub) -> None:
     n.set_defaults(handler=cmd_agent_notify)
 
 
-def agent_json(session, a) -> dict:
-    return {"email": a.email, "name": a.name, "role": a.role, "active": a.active,
-            "notify": notified_about(a),
-            "projects": "all" if a.all_projects or a.role == "admin"
-            else people.agent_project_slugs(session=session, agent=a)}
+def agents_json(session, agents) -> list[dict]:
+    limited = [a.id for a in agents if not (a.all_projects or a.role == "admin")]
+    slugs = people.agents_project_slugs(session=session, ids=limited)
+    return [{"email": a.email, "name": a.name, "role": a.role, "active": a.active,
+             "notify": notified_about(a),
+             "projects": slugs.get(a.id, []) if a.id in limited else "all"}
+            for a in agents]
 
 
 def cmd_agent_add(args: argparse.Namespace, ctx: Context) -> int:
@@ -60,11 +62,8 @@ def cmd_agent_add(args: argparse.Namespace, ctx: Context) -> int:
     with app.db.unit() as session:
         agent = add_agent(session, email=args.email, name=args.name, admin=args.admin,
                           project_slugs=args.project, force=args.force)
-        data = agent_json(session, agent)
-    if args.json:
-        emit_json(data)
-    else:
-        say(f"{data['role']} {data['email']} added")
+        (data,) = agents_json(session, [agent])
+    answer(args, data, f"{data['role']} {data['email']} added")
     return 0
 
 
@@ -81,7 +80,7 @@ def cmd_agent_remove(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_agent_list(args: argparse.Namespace, ctx: Context) -> int:
     app = ctx.app()
     with app.db.unit(write=False) as session:
-        rows = [agent_json(session, a) for a in people.agents(session=session)]
+        rows = agents_json(session, people.agents(session=session))
     listing(args, rows, [("email", "EMAIL", None), ("name", "NAME", 30), ("role", "ROLE", None),
                          ("projects", "PROJECTS", 50)])
     return 0
@@ -94,9 +93,6 @@ def cmd_agent_notify(args: argparse.Namespace, ctx: Context) -> int:
     app = ctx.app()
     with app.db.unit() as session:
         agent = choose_notifications(session, email=args.email, on=args.on, off=args.off)
-        data = agent_json(session, agent)
-    if args.json:
-        emit_json(data)
-    else:
-        say(f"{data['email']} is mailed about: {', '.join(data['notify']) or 'nothing'}")
+        (data,) = agents_json(session, [agent])
+    answer(args, data, f"{data['email']} is mailed about: {', '.join(data['notify']) or 'nothing'}")
     return 0

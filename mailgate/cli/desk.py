@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 
 from mailgate.cli import EX_USAGE, CliError, Context
-from mailgate.cli.args import row_id
+from mailgate.cli.args import add_done_flags, day, day_range, row_id
+from mailgate.cli.conversation import ARROWS
 from mailgate.cli.output import emit_json, say
-from mailgate.cli.search import ARROWS, add_done_flags, day, day_range
 from mailgate.handlers import ServiceError
 from mailgate.handlers.desk import mark_done
 from mailgate.handlers.directory import require_project

@@ -22,20 +22,27 @@ def register(sub) -> None:
     t.set_defaults(handler=cmd_test)
 
 
+def last_reports(session, boxes) -> list[tuple[object, str, dict]]:
+    """(box, name, what its fetcher last reported) for each configured mailbox; the
+    fetcher (`mailgate.edges.imap`) saves its report as a setting."""
+    out = []
+    for box in boxes:
+        name = box_name(box)
+        raw = settings.get_setting(session=session, key=f"imap.status.{name}")
+        out.append((box, name, json.loads(raw) if raw else {"state": "never-ran"}))
+    return out
+
+
 def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
     app = ctx.app()
-    rows = []
     with app.db.unit(write=False) as session:
-        for box in app.config.imap:
-            name = box_name(box)
-            raw = settings.get_setting(session=session, key=f"imap.status.{name}")
-            data = json.loads(raw) if raw else {"name": name, "state": "never-ran", "error": ""}
-            rows.append({"name": name, "host": f"{box.host}:{box.port}", "user": box.user,
-                         "folder": box.folder, "state": data.get("state", ""),
-                         "error": data.get("error", ""),
-                         "last_ok_at": data.get("last_ok_at", ""),
-                         "last_error_at": data.get("last_error_at", ""),
-                         "stored": data.get("stored", 0)})
+        reports = last_reports(session, app.config.imap)
+    rows = [{"name": name, "host": f"{box.host}:{box.port}", "user": box.user,
+             "folder": box.folder, "state": data.get("state", ""),
+             "error": data.get("error", ""),
+             "last_ok_at": data.get("last_ok_at", ""),
+             "last_error_at": data.get("last_error_at", ""),
+             "stored": data.get("stored", 0)} for box, name, data in reports]
     if args.json:
         emit_json(rows)
     elif not rows:

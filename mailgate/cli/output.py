@@ -73,6 +73,14 @@ def emit_json(data: Any) -> None:
     sys.stdout.write("\n")
 
 
+def answer(args, data: Any, line: str) -> None:
+    """`--json` gives `data` for scripts, otherwise the one `line` for people."""
+    if getattr(args, "json", False):
+        emit_json(data)
+    else:
+        say(line)
+
+
 def listing(args, rows: list[dict], columns, **table_options) -> None:
     """`--json` gives the rows as JSON for scripts, otherwise a table for people."""
     if getattr(args, "json", False):

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from mailgate.cli import Context
-from mailgate.cli.output import emit_json, say
+from mailgate.cli.output import answer
 from mailgate.handlers import ServiceError
 from mailgate.handlers.directory import LANGUAGES, set_project
 
@@ -49,10 +49,8 @@ def cmd_project_set(args: argparse.Namespace, ctx: Context) -> int:
     with app.db.unit() as session:
         data = {"slug": args.slug} | fields_of(set_project(session, slug=args.slug,
                                                            values=values))
-    if args.json:
-        emit_json(data)
-    else:
-        say(f"project {args.slug}: " + ", ".join(f"{k} = {data[k]!r}" for k in values))
+    answer(args, data, f"project {args.slug}: "
+           + ", ".join(f"{k} = {data[k]!r}" for k in values))
     return 0
 
 

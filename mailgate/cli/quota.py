@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from mailgate.cli import Context
-from mailgate.cli.output import emit_json, fields, say, table
+from mailgate.cli.common import project_json
+from mailgate.cli.output import answer, emit_json, fields, say, table
 from mailgate.handlers.directory import require_project
 from mailgate.handlers.quota import add_quota, quota_report
 from routing.quota import show_minutes
@@ -30,8 +31,6 @@ def register(ps) -> None:
 
 
 def cmd_project_show(args: argparse.Namespace, ctx: Context) -> int:
-    from mailgate.cli.admin import project_json
-
     app = ctx.app()
     with app.db.unit(write=False) as session:
         p = require_project(session, args.slug)
@@ -68,9 +67,7 @@ def cmd_project_quota(args: argparse.Namespace, ctx: Context) -> int:
                             actor="admin", now=app.now())
         p = require_project(session, args.slug)
         q = quota_report(session, project_id=p.id)
-    if args.json:
-        emit_json({"slug": args.slug, "added_minutes": minutes, "quota": q})
-    else:
-        say(f"project {args.slug}: {show_minutes(minutes)} added; contingent now "
-            f"{q['added']}, used {q['used']}, left {q['left']}")
+    answer(args, {"slug": args.slug, "added_minutes": minutes, "quota": q},
+           f"project {args.slug}: {show_minutes(minutes)} added; contingent now "
+           f"{q['added']}, used {q['used']}, left {q['left']}")
     return 0

@@ -8,41 +8,13 @@ so a typo does not look like "nothing found") and prints the hits.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 
 from mailgate.cli import EX_USAGE, CliError, Context
-from mailgate.cli.args import row_id, ticket_number
+from mailgate.cli.args import add_done_flags, day, day_range, row_id, ticket_number
+from mailgate.cli.common import filters
+from mailgate.cli.conversation import ARROWS
 from mailgate.cli.output import emit_json, say
 from store.search import SearchQuery, parse_query, search
-
-ARROWS = {"in": "<-", "out": "->", "internal": "##"}
-
-
-def day(text: str) -> dt.date:
-    """A day as YYYY-MM-DD (argparse type)."""
-    try:
-        return dt.date.fromisoformat(text.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not a date: {text[:40]!r} (expected YYYY-MM-DD)") from None
-
-
-def day_range(since: dt.date | None, until: dt.date | None,
-              ) -> tuple[dt.datetime | None, dt.datetime | None]:
-    """[start of `since`, end of `until`) in UTC: both days count whole."""
-    start = dt.datetime.combine(since, dt.time(), dt.UTC) if since else None
-    end = dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), dt.UTC) if until else None
-    if start and end and end <= start:
-        raise CliError("--until is before --since", EX_USAGE)
-    return start, end
-
-
-def add_done_flags(p) -> None:
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--done", dest="done", action="store_const", const=True, default=None,
-                   help="only messages ticked off as done")
-    g.add_argument("--undone", dest="done", action="store_const", const=False,
-                   help="only messages not yet done")
 
 
 def register(sub) -> None:
@@ -68,11 +40,9 @@ def cmd_search(args: argparse.Namespace, ctx: Context) -> int:
     if not terms:
         raise CliError("nothing to search for: the query has no words", EX_USAGE)
     since, until = day_range(args.since, args.until)
-    from mailgate.cli.tickets import _filters  # `ticket` imports this module's `day`
-
     app = ctx.app()
     with app.db.unit(write=False) as session:
-        project, statuses = _filters(session, app, args)
+        project, statuses = filters(session, app, args)
         hits = search(session, SearchQuery(
             terms=terms, project=project, ticket=args.ticket, since=since, until=until,
             statuses=statuses, sender=args.sender, direction=args.direction,

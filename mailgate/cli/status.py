@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 from dataclasses import dataclass, field
 
-from sqlalchemy import func
-from sqlmodel import select
-
 from mailgate.cli import Context
+from mailgate.cli.imap import last_reports
 from mailgate.cli.output import emit_json, say
 from mailgate.config import agent_mail_verified, trust_summary
-from mailgate.edges.imap import box_name
-from store import desk, inbox, outbox, settings
-from store.models import Inbound, Outbox, Ticket
+from store import desk, inbox, outbox, tickets
+from store.models import Inbound, Outbox
 
 STUCK_AFTER = dt.timedelta(hours=1)     # outgoing mail older than this is worth a look
 
@@ -75,19 +71,13 @@ def needs_attention(s: Snapshot, now: dt.datetime) -> list[str]:
 def snapshot(app) -> Snapshot:
     with app.db.unit(write=False) as session:
         pending = outbox.oldest_pending(session=session)
-        open_tickets = session.exec(select(func.count()).select_from(Ticket).where(
-            Ticket.closed_at.is_(None), Ticket.deleted_at.is_(None))).one()
-        boxes = []
-        for box in app.config.imap:
-            name = box_name(box)
-            raw = settings.get_setting(session=session, key=f"imap.status.{name}")
-            data = json.loads(raw) if raw else {}
-            boxes.append({"name": name, "state": data.get("state", "never-ran"),
-                          "error": data.get("error", "")})
+        boxes = [{"name": name, "state": data.get("state", "never-ran"),
+                  "error": data.get("error", "")}
+                 for _, name, data in last_reports(session, app.config.imap)]
         return Snapshot(
             inbound=inbox.count_by_state(session=session, model=Inbound),
             outbox=inbox.count_by_state(session=session, model=Outbox),
-            open_tickets=open_tickets,
+            open_tickets=tickets.open_ticket_count(session=session),
             undone=desk.undone_by_project(session=session),
             oldest_pending_out=pending[0] if pending else None,
             oldest_pending_error=pending[1] if pending else "",

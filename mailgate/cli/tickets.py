@@ -6,17 +6,17 @@ import argparse
 import os
 
 from mailgate.cli import EX_USAGE, CliError, Context
-from mailgate.cli.args import ticket_number
+from mailgate.cli.args import day, ticket_number
+from mailgate.cli.common import filters
 from mailgate.cli.conversation import print_message, terminal_width
 from mailgate.cli.output import emit_json, fields, say, table
-from mailgate.cli.search import day
 from mailgate.handlers.tickets import delete_ticket, load_ticket
 from routing.context import PRIORITY_NAMES
 from routing.disposition import Disposition
 from routing.quota import show_minutes
-from routing.workflow import slug
+from routing.verbs import PRIORITIES
 from store import desk, people, quota, tickets
-from store.models import Agent, Contact, Project, Ticket
+from store.models import Project, Ticket
 
 
 def register(sub) -> None:
@@ -48,14 +48,13 @@ def register(sub) -> None:
 
 
 def priority_arg(text: str) -> int:
-    by_name = {v: k for k, v in PRIORITY_NAMES.items()}
-    value = text.strip().lower()
-    if value in by_name:
-        return by_name[value]
-    if value.isdigit() and int(value) in PRIORITY_NAMES:
-        return int(value)
-    raise argparse.ArgumentTypeError(f"not a priority: {text[:20]!r} "
-                                     f"(expected {', '.join(by_name)} or 1-3)")
+    """A priority as `/priority` reads it: low, normal, high (or 1-3, or the German and
+    Danish words)."""
+    value = PRIORITIES.get(text.strip().lower())
+    if value is None:
+        raise argparse.ArgumentTypeError(f"not a priority: {text[:20]!r} "
+                                         "(expected low, normal, high or 1-3)")
+    return value
 
 
 def _assignee_id(session, args) -> int | None:
@@ -73,53 +72,20 @@ def _assignee_id(session, args) -> int | None:
     return found[email]
 
 
-def status_names(workflows, wanted: str) -> frozenset[str]:
-    """The statuses `wanted` names in any of `workflows`, as `/status` reads it: the name,
-    the label or an alias in any case, else a unique prefix. An exact match in one
-    workflow wins over a prefix in another ("waiting" is not "waiting-for-data")."""
-    key = slug(wanted)
-    exact = {s.name for wf in workflows for s in wf.statuses.values()
-             if key and key in (s.name, slug(s.label), *s.aliases)}
-    if exact:
-        return frozenset(exact)
-    found = (wf.find_status(wanted) for wf in workflows)
-    return frozenset(s.name for s in found if s is not None)
-
-
-def _filters(session, app, args) -> tuple[str | None, frozenset[str] | None]:
-    """The project and statuses `ticket list` filters by; an unknown one is a usage
-    error (a typo must not look like an empty result)."""
-    workflows = list(app.workflows.values())
-    if args.project:
-        project = people.project_by_slug(session=session, slug=args.project)
-        if project is None:
-            known = ", ".join(p.slug for p in people.projects(session=session)) or "none"
-            raise CliError(f"unknown project {args.project!r} (known: {known})", EX_USAGE)
-        workflows = [app.workflows.get(project.workflow) or app.workflows["support"]]
-    if not args.status:
-        return args.project, None
-    names = status_names(workflows, args.status)
-    if not names:
-        known = sorted({s for wf in workflows for s in wf.statuses})
-        where = f" in project {args.project}" if args.project else ""
-        raise CliError(f"unknown status {args.status!r}{where} (known: {', '.join(known)})",
-                       EX_USAGE)
-    return args.project, names
-
-
-def ticket_json(session, t: Ticket, slug: str | None = None) -> dict:
-    requester = session.get(Contact, t.requester_id) if t.requester_id else None
-    assignee = session.get(Agent, t.assignee_id) if t.assignee_id else None
-    owner = session.get(Agent, t.owner_id) if t.owner_id else None
-    if slug is None:
-        slug = session.get(Project, t.project_id).slug
-    return {"number": t.id, "subject": t.subject, "status": t.status, "priority": t.priority,
-            "project": slug, "requester": requester.email if requester else None,
-            "assignee": assignee.email if assignee else None,
-            "owner": owner.email if owner else None,
-            "created_at": t.created_at, "updated_at": t.updated_at,
-            "substatus": t.substatus, "group": t.group_name, "type": t.ticket_type,
-            "due": t.due_date.isoformat() if t.due_date else None, "urgent": t.urgent}
+def tickets_json(session, pairs: list[tuple[Ticket, str]]) -> list[dict]:
+    """Tickets (with their project's slug) as JSON; the people on them are looked up
+    once for all of them."""
+    contacts = people.contact_emails(session=session,
+                                     ids=[t.requester_id for t, _ in pairs if t.requester_id])
+    agents = people.agent_emails(session=session, ids=[i for t, _ in pairs
+                                                       for i in (t.assignee_id, t.owner_id) if i])
+    return [{"number": t.id, "subject": t.subject, "status": t.status, "priority": t.priority,
+             "project": slug, "requester": contacts.get(t.requester_id),
+             "assignee": agents.get(t.assignee_id), "owner": agents.get(t.owner_id),
+             "created_at": t.created_at, "updated_at": t.updated_at,
+             "substatus": t.substatus, "group": t.group_name, "type": t.ticket_type,
+             "due": t.due_date.isoformat() if t.due_date else None, "urgent": t.urgent}
+            for t, slug in pairs]
 
 
 def attachment_json(a) -> dict:
@@ -139,12 +105,12 @@ def event_json(e, wf) -> dict:
 def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
     app = ctx.app()
     with app.db.unit(write=False) as session:
-        project, statuses = _filters(session, app, args)
-        rows = [ticket_json(session, t, slug) for t, slug in tickets.list_tickets(
+        project, statuses = filters(session, app, args)
+        rows = tickets_json(session, tickets.list_tickets(
             session=session, project=project, statuses=statuses, search=args.search,
             assignee_id=_assignee_id(session, args), requester=args.requester,
             priority=args.priority, due_before=args.due_before,
-            sort=args.sort or "number")]
+            sort=args.sort or "number"))
     if args.json:
         emit_json(rows)
     else:
@@ -162,7 +128,8 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
     app = ctx.app()
     with app.db.unit(write=False) as session:
         t = load_ticket(session, args.number)
-        data = ticket_json(session, t)
+        project = session.get(Project, t.project_id)
+        (data,) = tickets_json(session, [(t, project.slug)])
         data["participants"] = [{"email": c.email, "name": c.name, "role": role}
                                 for c, role in tickets.ticket_contacts(session=session,
                                                                        ticket_id=t.id)]
@@ -177,8 +144,7 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
             "id": m.id, "author": m.author, "full_text": m.full_text,
             "status_at": desk.status_at(changes, m.created_at, t.status),
             "done_at": m.done_at, "done_by": m.done_by or None} for m in messages]
-        wf = app.workflows.get(session.get(Project, t.project_id).workflow) \
-            or app.workflows["support"]
+        wf = app.workflows.get(project.workflow) or app.workflows["support"]
         data["events"] = [event_json(e, wf) for e in tickets.ticket_events(session=session,
                                                                          ticket_id=t.id)]
         booked = quota.ticket_bookings(session=session, numbers=[t.id]).get(t.id, (0, 0))
