@@ -125,3 +125,18 @@ def _collect_leaks_in_the_test_that_made_them() -> Iterator[None]:
     # only what was made since, instead of the whole heap of every earlier test (which
     # had made the suite several minutes slower). Refcounting still frees it as usual.
     gc.freeze()
+
+
+@pytest.fixture
+def dovecot():
+    """A private Dovecot with the mailbox `support` (password secret-pw)."""
+    from tests.support.imapserver import Dovecot, DovecotUnavailable
+
+    try:
+        server = Dovecot()
+        server.add_user("support", "secret-pw")
+        server.start()
+    except DovecotUnavailable as exc:
+        require_service(str(exc))
+    yield server
+    server.cleanup()

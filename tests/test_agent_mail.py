@@ -20,11 +20,12 @@ class FakeClock:
         return self.now
 
 
-def test_an_agent_gets_all_300_notifications_of_a_day(harness_factory, sqlite_url):
+def test_an_agent_gets_all_300_notifications_of_a_day(harness_factory, db_url):
     """300 new tickets spread over one (fake-clock) day: Anna is told of every one,
-    while the per-address cap (3 here) would have silenced any outside address."""
+    while the per-address cap (3 here) would have silenced any outside address. The fake
+    clock needs the worker in process, not SQLite: both databases."""
     clock = FakeClock(dt.datetime(2026, 12, 1, 0, 0, tzinfo=dt.UTC))
-    h = harness_factory(sqlite_url, clock=clock, mail={"auto_reply_limit": 3},
+    h = harness_factory(db_url, clock=clock, mail={"auto_reply_limit": 3},
                         processing={"in_process": True}).start()
     assert h.cli("project", "add", "acme", "--name", "ACME").code == 0
     assert h.cli("agent", "add", ANNA, "--name", "Anna").code == 0

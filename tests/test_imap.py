@@ -24,18 +24,6 @@ ANNA = "anna@agency.example"
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-def dovecot():
-    try:
-        server = Dovecot()
-        server.add_user("support", "secret-pw")
-        server.start()
-    except DovecotUnavailable as exc:
-        require_service(str(exc))
-    yield server
-    server.cleanup()
-
-
 def imap_box(dovecot, **overrides) -> dict:
     box = {"name": "inbox", "host": dovecot.host, "port": dovecot.port, "tls": "none",
            "user": "support", "password": "secret-pw", "poll_seconds": 0.3, "idle": True,
