@@ -7,11 +7,17 @@ The sender parser is deliberately stricter than `email.utils`: Python 3.11.7 lac
 fixes for CVE-2023-27043, and parsers can disagree on who sent
 `From: victim@client.example <attacker@evil.example>`. A From header that could be read
 two ways is reported as ambiguous and is never used to match a project or a ticket.
+
+Internationalised addresses (RFC 6531/6532) are addresses too: a local part may hold
+UTF-8 letters (`jürgen@…`), and a domain is compared and stored in one form only, its
+IDNA A-label (`exämple.de` and `xn--exmple-cua.de` are the same domain), which every
+relay and DNS server understands.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from email.header import decode_header
 from enum import StrEnum
@@ -20,18 +26,32 @@ PLUS = "+"
 _ADDR_RE = re.compile(r"[^\s@<>()\",;:\[\]\\]+@[^\s@<>()\",;:\[\]\\]+")
 _DOMAIN_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?"
                         r"(?:\.[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?)*$")
-_LOCAL_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}$")
+_LOCAL_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.\u0080-\U0010ffff-]{1,64}$")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 PROJECT_KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 
 
 def split_address(address: str) -> tuple[str, str]:
-    """("local", "domain") with the domain lower-cased; ("", "") when it is no address."""
+    """("local", "domain") with the domain in its one compared form (`normalize_domain`);
+    ("", "") when it is no address."""
     address = address.strip().strip("<>")
     local, sep, domain = address.rpartition("@")
     if not sep or not local or not domain:
         return "", ""
-    return local, domain.lower()
+    return local, normalize_domain(domain)
+
+
+def normalize_domain(domain: str) -> str:
+    """A domain lower-cased, an internationalised one as its IDNA A-label (punycode):
+    the one form routing compares and the outbox can hand to any relay. A name that is
+    no valid IDN stays as it is (and fails `is_valid_address`)."""
+    domain = domain.lower()
+    if domain.isascii():
+        return domain
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        return domain
 
 
 def normalize_address(address: str) -> str:
@@ -46,7 +66,17 @@ def is_valid_address(address: str) -> bool:
         return False
     if local.startswith(".") or local.endswith(".") or ".." in local:
         return False
+    if not local.isascii() and not _utf8_local_ok(local):
+        return False
     return bool(_LOCAL_RE.match(local)) and bool(_DOMAIN_RE.match(domain))
+
+
+def _utf8_local_ok(local: str) -> bool:
+    """A UTF-8 local part (RFC 6531): at most 64 bytes, letters and marks and symbols
+    only, no spaces, controls, format characters (bidi overrides) or U+FFFD (the trace of
+    a lossy decoding, never what someone's address is)."""
+    return len(local.encode("utf-8", "surrogatepass")) <= 64 and "\ufffd" not in local \
+        and not any(unicodedata.category(c)[0] in "CZ" for c in local if not c.isascii())
 
 
 # --- recipients --------------------------------------------------------------------------
@@ -70,6 +100,11 @@ class Recipient:
 class RecipientRules:
     support_local: str
     domains: frozenset[str]
+
+    def __post_init__(self) -> None:
+        # the served domains in the form addresses are compared in (an IDN as A-label)
+        object.__setattr__(self, "domains",
+                           frozenset(normalize_domain(d) for d in self.domains))
 
 
 @dataclass(frozen=True)
@@ -251,7 +286,9 @@ def _decode_words(text: str) -> str:
 def clean_display_name(name: str) -> str:
     """A display name safe to show and to put in a header: one line, no controls."""
     name = _CONTROL_RE.sub("", name.replace("\r", " ").replace("\n", " "))
-    name = re.sub(r"\s+", " ", name).strip().strip('"').strip()
+    name = re.sub(r"\s+", " ", name).strip()
+    if (len(name) >= 2 and name[0] == name[-1] == '"') or name.count('"') % 2:
+        name = name.strip('"').strip()    # enclosing or stray quotes, not `Carla "CC"`
     return name[:200]
 
 

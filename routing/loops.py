@@ -39,9 +39,15 @@ class AutoClass:
     def no_auto_reply(self) -> bool:
         return self.automatic or self.suppress_reply
 
+    @property
+    def decided_by(self) -> str:
+        """The signal that decided: the first automatic one, else the first that only
+        forbids an answer ("" for a plain human mail). `reasons` lists them in that order."""
+        return self.reasons[0] if self.reasons else ""
+
     def as_dict(self) -> dict:
         return {"automatic": self.automatic, "suppress_reply": self.suppress_reply,
-                "reasons": list(self.reasons)}
+                "reasons": list(self.reasons), "decided_by": self.decided_by}
 
 
 def _first(headers: Sequence[tuple[str, str]], name: str) -> str | None:
@@ -76,7 +82,12 @@ def classify_automatic(headers: Sequence[tuple[str, str]], *, envelope_sender: s
     if auto_submitted is not None and auto_submitted.split(";")[0].strip().lower() != "no":
         reasons.append(f"Auto-Submitted: {auto_submitted[:60]}")
     precedence = (_first(headers, "Precedence") or "").lower()
-    if precedence in ("bulk", "junk", "auto_reply"):
+    list_post = (_first(headers, "List-Post") or "").strip().lower()
+    if precedence in ("bulk", "junk") and list_post not in ("", "no"):
+        # a discussion list (ezmlm, Majordomo) marks its members' mail bulk too
+        quiet.append(f"mailing list (Precedence: {precedence} with List-Post): no "
+                     "automatic answer")
+    elif precedence in ("bulk", "junk", "auto_reply"):
         reasons.append(f"Precedence: {precedence}")
     elif precedence == "list":
         quiet.append("mailing list (Precedence: list): no automatic answer")

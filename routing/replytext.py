@@ -14,6 +14,7 @@ iPhone gesendet", "Sendt fra min iPhone" …). A mail with no new text keeps eve
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -75,13 +76,15 @@ _HEADER_OTHER = re.compile(
     r"дата|кому|тема|надіслано|коли|lähetetty|vastaanottaja|aihe)\s*:\*?", re.IGNORECASE)
 _SIGNATURE = re.compile(r"^--\s*$")
 # Footers that mail apps on phones add; "…<https://aka.ms/…>" is how Outlook Mobile's
-# link arrives in a text part.
+# link arrives in a text part, its words in the phone's language ("Outlook für iOS
+# beziehen", "Hent Outlook til iOS", "Получить Outlook для iOS").
 _MOBILE = re.compile(
     r"""^\s*(
         sent\s+from\s+my\s+\S.{0,40}
       | sent\s+(from|with|via|using)\s+([^,.]{0,30}\s)?\S*(mail|outlook|iphone|ipad|android|
           blackberry|phone|device|mobile|galaxy)\S*(\s+(for|mobile)\b[^,.]{0,20})?
       | get\s+outlook\s+for\s+\S+
+      | ([^<>]{0,40}\s)?outlook\s[^<>]{0,30}\b(ios|android)\b[^<>]{0,20}
       | (von|gesendet\s+von)\s+meinem\s+\S.{0,30}
       | gesendet\s+(mit|von)\s+\S.{0,30}(app|mail|iphone|android|outlook)
       | sendt\s+fra\s+(min|mit|min\s+\S+)\s+\S.{0,30}
@@ -172,6 +175,22 @@ def split_reply(text: str) -> ReplyParts:
     """Split `text` into new text, signature and history. A mail that is only a quote or
     only a forwarded mail keeps all of it as the body: trimming it to nothing would lose
     the one thing the author sent."""
+    # the pipeline asks this of one mail several times (overview, decide): remember the
+    # answer for recent texts of ordinary size (a pure function, so nothing else changes)
+    if len(text or "") <= _MEMO_CHARS:
+        return _split_remembered(text)
+    return _split_reply(text)
+
+
+_MEMO_CHARS = 65_536
+
+
+@functools.lru_cache(maxsize=128)
+def _split_remembered(text: str) -> ReplyParts:
+    return _split_reply(text)
+
+
+def _split_reply(text: str) -> ReplyParts:
     lines = _lines((text or "").replace(_TRACKER, ""))
     limit = min(len(lines), MAX_SCAN_LINES)
     kept: list[str] = []

@@ -4,6 +4,7 @@ coming back is dropped, and automatic mail to one address is capped. Real SMTP."
 from __future__ import annotations
 
 import json
+import re
 from email.message import EmailMessage
 from email.policy import SMTP
 
@@ -85,6 +86,55 @@ def test_a_null_sender_with_a_dsn_or_auto_signal_is_automatic(headers, subject, 
     assert any(reason in r for r in auto.reasons) and "null envelope sender" in auto.reasons
 
 
+# Which signal decided, as the stored disposition records it (`decided_by`, the first of
+# `reasons`): every signal alone, and what is not one. (headers, envelope, sender, subject,
+# automatic, suppress_reply, decided_by)
+LIST = "<mailto:team@lists.client.example>"
+DECIDED = [
+    ({"Auto-Submitted": "auto-replied"}, CARLA, CARLA, "Hi", True, False,
+     "Auto-Submitted: auto-replied"),
+    ({"Precedence": "bulk"}, CARLA, CARLA, "News", True, False, "Precedence: bulk"),
+    ({"Precedence": "bulk", "List-Post": "NO"}, CARLA, CARLA, "News", True, True,
+     "Precedence: bulk"),                                      # an announce-only list
+    ({"Precedence": "list"}, CARLA, CARLA, "Hi", False, True,
+     "mailing list (Precedence: list): no automatic answer"),
+    ({"List-Id": "<team.lists.client.example>"}, CARLA, CARLA, "Hi", False, True,
+     "mailing list (List-Id): no automatic answer"),
+    ({"Precedence": "bulk", "List-Id": "<team.lists.client.example>", "List-Post": LIST},
+     CARLA, CARLA, "Re: planning", False, True,
+     "mailing list (Precedence: bulk with List-Post): no automatic answer"),
+    ({"List-Id": "<t.lists.example>", "Auto-Submitted": "auto-replied"}, CARLA, CARLA, "Hi",
+     True, True, "Auto-Submitted: auto-replied"),              # a robot on a list
+    ({}, "", CARLA, "Cheap watches", False, True, "null envelope sender"),
+    ({"Return-Path": "<>"}, None, CARLA, "Cheap watches", False, True,
+     "null envelope sender"),
+    ({"Auto-Submitted": "auto-generated"}, "", CARLA, "Hi", True, True,
+     "Auto-Submitted: auto-generated"),                        # null sender + signal
+    ({"Content-Type": "multipart/report; report-type=delivery-status"}, "", CARLA, "Hi",
+     True, True, "delivery or disposition report (multipart/report)"),
+    ({}, "", "mailer-daemon@mx.client.example", "Hi", True, True,
+     "sender mailer-daemon is a robot address"),
+    ({}, "", CARLA, "Undelivered Mail Returned to Sender", True, True,
+     "automatic-reply subject"),
+    ({"Return-Path": "<carla@client.example>"}, None, CARLA, "Hi", False, False, ""),
+    ({"Auto-Submitted": "no", "Precedence": "first-class"}, CARLA, CARLA, "Hi", False,
+     False, ""),
+    ({"X-Auto-Response-Suppress": "OOF, AutoReply"}, CARLA, CARLA, "Hi", False, True,
+     "X-Auto-Response-Suppress: OOF, AutoReply"),
+]
+
+
+@pytest.mark.parametrize(("headers", "envelope", "sender", "subject", "automatic", "quiet",
+                          "decided_by"), DECIDED)
+def test_the_signal_that_decided_is_recorded(headers, envelope, sender, subject, automatic,
+                                             quiet, decided_by):
+    pairs = [("From", sender), *headers.items()]
+    auto = classify_automatic(pairs, envelope_sender=envelope, sender=sender, subject=subject)
+    assert (auto.automatic, auto.no_auto_reply, auto.decided_by) == (
+        automatic, automatic or quiet, decided_by), auto.reasons
+    assert auto.as_dict()["decided_by"] == decided_by
+
+
 HUMAN = [({}, "Drucker druckt nicht", CARLA), ({"Auto-Submitted": "no"}, "Hi", CARLA),
          ({}, "Re: office party", CARLA), ({}, "Urlaubsplanung", CARLA)]
 
@@ -110,6 +160,25 @@ def test_null_envelope_sender_gets_no_answer(mg):
     mg.send(make_mail(sender=CARLA, subject="Ohne Absender"), mail_from="")
     mg.settle()
     assert len(mg.tickets()) == 1 and mg.relay.to(CARLA) == []
+
+
+def test_list_mail_and_a_bare_null_sender_show_the_deciding_signal_in_unassigned_show(mg):
+    """A stranger's list mail and spam with a null sender wait unassigned as human mail;
+    `unassigned show` and the stored disposition say which signal decided."""
+    mg.send(make_mail(sender="x@lists.example", subject="Re: planning",
+                      headers={"List-Id": "<team.lists.example>", "Precedence": "list"}),
+            mail_from="team-bounces@lists.example")
+    mg.send(make_mail(sender="spam@cheap.example", subject="Cheap watches"), mail_from="")
+    mg.settle()
+    first, second = mg.inbound()
+    listed = mg.cli("unassigned", "show", str(first.id))
+    assert re.search(r"automatic\s+no, but gets no automatic answer \(mailing list "
+                     r"\(Precedence: list\)", listed.out), listed.out
+    spam = json.loads(mg.cli("unassigned", "show", str(second.id), "--json").out)
+    assert spam["automatic"] == {"automatic": False, "suppress_reply": True,
+                                 "reasons": ["null envelope sender"],
+                                 "decided_by": "null envelope sender"}
+    assert mg.relay.to("x@lists.example") == [] and mg.tickets() == []
 
 
 def test_x_auto_response_suppress_on_human_mail_suppresses_only_the_acknowledgement(mg):

@@ -1,7 +1,8 @@
 """End to end over real SMTP, on SQLite and PostgreSQL: replies from Outlook (German),
 an iPhone (Danish) and Gmail (HTML only) store only the new text on the ticket and keep
-the whole mail as full_text; a mail with a broken charset is stored readable with a
-defect note; a winmail.dat gives its real attachments."""
+the whole mail as full_text, shown by `ticket show --full`; a mail with a broken charset
+is stored readable with a defect note that `--full` shows; a winmail.dat gives its real
+attachments."""
 
 from __future__ import annotations
 
@@ -63,6 +64,14 @@ def test_replies_from_outlook_iphone_and_gmail_store_only_the_new_text(mg):
     assert "Sendt fra min iPhone" in iphone.full_text and "Vi kigger" in iphone.full_text
     assert gmail.text == "Neue Antwort aus Gmail.\nZweite Zeile."
     assert "Wir schauen es uns an." in gmail.full_text
+    # the agent sees only the new text; the quoted rest is one --full away, never lost
+    shown = mg.cli("ticket", "show", str(ticket.id), "--wide")
+    full = mg.cli("ticket", "show", str(ticket.id), "--full", "--wide")
+    assert shown.code == full.code == 0, shown.err + full.err
+    assert "der Drucker geht wieder." in shown.out and "Neue Antwort aus Gmail." in shown.out
+    for quoted in ("Wir schauen es uns an.", "Vi kigger på det.", "Gesendet: Montag"):
+        assert quoted not in shown.out and quoted in full.out, quoted
+    assert "--full shows them" in shown.out
 
 
 def test_a_broken_charset_is_read_with_a_defect_and_winmail_dat_is_unpacked(mg):
@@ -84,6 +93,10 @@ def test_a_broken_charset_is_read_with_a_defect_and_winmail_dat_is_unpacked(mg):
     assert text in charset_mail.text and charset_mail.subject == text
     assert any("read as gb18030" in d for d in charset_mail.defects), charset_mail.defects
     assert text in [t.subject for t in mg.tickets()]
+    (gbk_ticket,) = [t for t in mg.tickets() if t.subject == text]
+    full = mg.cli("ticket", "show", str(gbk_ticket.id), "--full", "--wide")
+    assert text in full.out and "[read with repairs: " in full.out
+    assert "read as gb18030" in full.out
     with mg.app.db.unit(write=False) as s:
         rows = s.exec(select(Attachment).where(Attachment.message_row_id == outlook.id)).all()
         got = {a.filename: bytes(a.data) for a in rows}

@@ -148,7 +148,114 @@ def _known(codec: str) -> bool:
     return getattr(info, "_is_text_encoding", True) and info.name not in _NOT_CHARSETS
 
 
+_HIGH_RUN = re.compile(rb"[\x80-\xff]+")
+_SHORT = 400          # below this many bytes the statistical guesser is a coin toss
+_CJK = ("gb18030", "cp932", "big5hkscs", "cp949")   # ties go to the first
+
+
+def _short_guess(data: bytes) -> tuple[str, str] | None:
+    """A guess for a few words (a header, a one-line body) by what the bytes look like:
+    lone 8-bit letters inside ASCII words are Western (`Gr\\xfc\\xdfe` is Grüße, not
+    Arabic), runs of byte pairs are CJK text read in the charset whose reading is most
+    purely one script (GBK read as Korean mixes Hangul with Hanzi; Korean never does)."""
+    runs = list(_HIGH_RUN.finditer(data))
+    if not runs:
+        return None
+    if all(m.end() - m.start() <= 2 and _touches_letter(data, m) for m in runs):
+        text = _try(data, "cp1252", "")
+        if text is not None and all(c.isalpha() for c in text if not c.isascii()):
+            return text, "cp1252"
+    cyrillic = _cyrillic(data)
+    if cyrillic is not None:
+        return cyrillic
+    best: tuple[float, str, str] | None = None
+    for codec in _CJK:
+        text = _try(data, codec, "")
+        if text is None:
+            continue
+        score = _purity(text, codec)
+        if best is None or score > best[0]:
+            best = (score, text, codec)
+    return (best[1], best[2]) if best is not None and best[0] >= 0.9 else None
+
+
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+def _cyrillic(data: bytes) -> tuple[str, str] | None:
+    """Cyrillic in Windows-1251 or KOI8-R: the reading whose words are cased as words are
+    (lower, Capitalised or UPPER); KOI8-R read as 1251 swaps the case of every letter,
+    and CJK byte pairs read as either give words of random case."""
+    best: tuple[float, str, str] | None = None
+    for codec in ("cp1251", "koi8_r"):
+        text = _try(data, codec, "")
+        if text is None or not all("\u0400" <= c <= "\u04ff" or c in "«»№—–…\xa0"
+                                   for c in text if not c.isascii()):
+            continue
+        words = [w for w in _WORD.findall(text) if not w.isascii()]
+        if not words or max(len(w) for w in words) < 4:
+            continue
+        cased = sum(w.islower() or w.isupper() or w.istitle() for w in words) / len(words)
+        if cased >= 0.9 and (best is None or cased > best[0]):
+            best = (cased, text, codec)
+    return (best[1], best[2]) if best is not None else None
+
+
+def _touches_letter(data: bytes, m: re.Match) -> bool:
+    before = data[m.start() - 1:m.start()]
+    after = data[m.end():m.end() + 1]
+    return before.isalpha() or after.isalpha()
+
+
+def _purity(text: str, codec: str) -> float:
+    """The share of a CJK reading's characters that belong to the script that charset is
+    written in: common Hanzi for Chinese, Hangul for Korean, Kana and Kanji for Japanese."""
+    wide = [c for c in text if not c.isascii() and not c.isspace()]
+    if not wide:
+        return 0.0
+    good = 0.0
+    for c in wide:
+        o = ord(c)
+        hangul = 0xAC00 <= o <= 0xD7A3
+        kana = 0x3040 <= o <= 0x30FF or 0xFF61 <= o <= 0xFF9F
+        han = 0x4E00 <= o <= 0x9FFF
+        if 0x3000 <= o <= 0x303F or 0xFF01 <= o <= 0xFF5E:        # CJK punctuation
+            good += 1
+        elif codec == "cp949":      # the 2,350 syllables of KS X 1001 are what Korean uses
+            good += (1 if _encodes(c, "euc_kr") else 0.3) if hangul else 0.5 if han else 0
+        elif codec == "cp932":      # half-width kana is rare; JIS level 1 kanji common
+            good += 1 if 0x3040 <= o <= 0x30FF else 0.6 if kana else \
+                _level(c, "cp932", 0x88, 0x9F) if han else 0
+        elif codec == "big5hkscs":
+            good += 1 if han and _encodes(c, "big5") else 0
+        elif han:                   # simplified Hanzi, or traditional ones written in GBK
+            good += _level(c, "gb2312", 0xB0, 0xD7) or (0.9 if _encodes(c, "big5") else 0)
+    return good / len(wide)
+
+
+def _level(c: str, codec: str, low: int, high: int) -> float:
+    """1 for a character of the charset's first (most frequent) level, whose lead bytes
+    run from `low` to `high`; 0.8 for a rarer one of the charset; 0 for none."""
+    try:
+        lead = c.encode(codec)[0]
+    except UnicodeEncodeError:
+        return 0.0
+    return 1.0 if low <= lead <= high else 0.8
+
+
+def _encodes(c: str, codec: str) -> bool:
+    try:
+        c.encode(codec)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _guess(data: bytes) -> tuple[str, str] | None:
+    if len(data) < _SHORT:
+        short = _short_guess(data)
+        if short is not None:
+            return short
     if len(data) < 4:
         return None
     from charset_normalizer import from_bytes  # imported late: it is slow to load
@@ -182,7 +289,7 @@ def decode_header_bytes(data: bytes, hint: str = "") -> tuple[str, str]:
         text = _try(data, codec, hint)
         if text is not None:
             return text, codec
-    guess = _guess(data) if len(data) >= 12 else None
+    guess = _guess(data) if len(data) >= 12 else _short_guess(data)
     if guess is not None:
         return guess
     return data.decode("cp1252", "replace"), "cp1252"

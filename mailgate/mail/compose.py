@@ -95,10 +95,11 @@ class Composer:
         lines.append("MIME-Version: 1.0")
         text = _text_part(rendered.body)
         if not files:
-            return subject, (CRLF.join(lines) + CRLF).encode("ascii") + text
+            # utf-8: an internationalised address is written raw (RFC 6532)
+            return subject, (CRLF.join(lines) + CRLF).encode("utf-8") + text
         boundary = f"=_mg{secrets.token_hex(12)}"
         lines.append(f'Content-Type: multipart/mixed; boundary="{boundary}"')
-        out = [(CRLF.join(lines) + CRLF + CRLF).encode("ascii")]
+        out = [(CRLF.join(lines) + CRLF + CRLF).encode("utf-8")]
         for part in (text, *(_file_part(f) for f in files)):
             out += [f"--{boundary}{CRLF}".encode("ascii"), part, CRLF.encode("ascii")]
         out.append(f"--{boundary}--{CRLF}".encode("ascii"))
@@ -131,7 +132,13 @@ def encoded_words(value: str, chunk: int = 45) -> str:
 
 def _addr(name: str, email: str) -> str:
     local, domain = split_address(email)
-    return formataddr((clean_display_name(name), f"{local}@{domain}"), charset="utf-8")
+    address = f"{local}@{domain}"
+    if address.isascii():
+        return formataddr((clean_display_name(name), address), charset="utf-8")
+    # a UTF-8 local part (jürgen@…) is written raw, as RFC 6532 allows; formataddr
+    # refuses it, so it formats the name around a stand-in (the relay asks for SMTPUTF8)
+    shown = formataddr((clean_display_name(name), "x@x"), charset="utf-8")
+    return shown[:-len("<x@x>")] + f"<{address}>" if shown.endswith(">") else address
 
 
 def _text_part(body: str) -> bytes:

@@ -28,7 +28,7 @@ from mailgate.mail.text import (
     unescape_8bit,
     unfold,
 )
-from mailgate.mail.tnef import is_tnef, unpack_tnef
+from mailgate.mail.tnef import is_tnef, read_tnef
 from mailgate.mail.transfer import decoded_payload, inline_uuencoded
 
 
@@ -49,6 +49,9 @@ class Body:
     attachments: list[ParsedAttachment] = field(default_factory=list)
     defects: list[str] = field(default_factory=list)
     hint: str = ""                  # the first charset the mail declares anywhere
+    tnef_text: str = ""             # a winmail.dat's message text (its body when none else)
+    originals: dict[int, bytes] = field(default_factory=dict)  # attached mails' own bytes
+    tnef_html: str = ""
 
 
 def header_values(msg: Message, name: str, hint: str = "") -> list[str]:
@@ -65,8 +68,10 @@ def first_value(msg: Message, name: str, hint: str = "") -> str:
     return values[0] if values else ""
 
 
-def walk(msg: Message, large: Extracted | None = None) -> Body:
-    body = Body(hint=_first_charset(msg))
+def walk(msg: Message, large: Extracted | None = None,
+         originals: dict[int, bytes] | None = None) -> Body:
+    """`originals`: attached mails' exact bytes by id(part) (mail.rfc822)."""
+    body = Body(hint=_first_charset(msg), originals=originals or {})
     stack: list[tuple[Message, str]] = [(msg, "")]
     while stack:
         part, parent = stack.pop()
@@ -79,7 +84,7 @@ def walk(msg: Message, large: Extracted | None = None) -> Body:
             payload = part.get_payload()
             stack.extend(reversed([(p, ctype) for p in payload if isinstance(p, Message)]))
             continue
-        filename = part.get_filename()
+        filename = _filename(part, body.hint)
         attached = part.get_content_disposition() == "attachment" or filename
         if ctype == "text/plain" and not attached:
             text, found = inline_uuencoded(_text(part, body))
@@ -92,7 +97,27 @@ def walk(msg: Message, large: Extracted | None = None) -> Body:
             body.html.append(_text(part, body))
         else:
             _attachment(part, ctype, filename or "", body, large)
+    if (body.tnef_text.strip() or body.tnef_html.strip()) and not any(
+            t.strip() for t in (*body.text, *body.html)):
+        # Outlook sent the text only inside its winmail.dat (often only as RTF)
+        body.text.append(body.tnef_text)
+        body.html.append(body.tnef_html)
+        body.defects.append("the text was read from winmail.dat")
     return body
+
+
+def _filename(part: Message, hint: str) -> str | None:
+    """The part's file name. compat32 turns raw 8-bit bytes in a header (a UTF-8 or KOI8
+    name written without RFC 2231) into U+FFFD; such a name is read again from the
+    headers with their bytes decoded as header text is."""
+    name = part.get_filename()
+    if name is None or "\ufffd" not in name:
+        return name
+    fixed = Message()
+    for header in ("Content-Disposition", "Content-Type"):
+        for value in header_values(part, header, hint)[:1]:
+            fixed[header] = value
+    return fixed.get_filename() or name
 
 
 def _first_charset(msg: Message) -> str:
@@ -126,10 +151,11 @@ def _attachment(part: Message, ctype: str, filename: str, body: Body,
     name = decode_header_value(filename)
     _add(body, name, ctype, cid, data)
     if is_tnef(ctype, name, data):
-        files, defect = unpack_tnef(data)
-        if defect:
-            body.defects.append(defect)
-        for inner, content in files:
+        inside = read_tnef(data)
+        if inside.defect:
+            body.defects.append(inside.defect)
+        body.tnef_text, body.tnef_html = inside.text, inside.html
+        for inner, content in inside.files:
             _add(body, inner, mimetypes.guess_type(inner)[0] or "application/octet-stream",
                  "", content)
 
@@ -138,7 +164,7 @@ def _attached_mail(part: Message, body: Body) -> None:
     payload = part.get_payload()
     inner = payload[0] if isinstance(payload, list) and payload else None
     if isinstance(inner, Message):
-        data = inner.as_bytes()
+        data = body.originals.get(id(part)) or inner.as_bytes()
         subject = decode_header_value(first_value(inner, "Subject"))
     else:
         data = payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""

@@ -25,7 +25,7 @@ import email.parser
 import email.policy
 import email.utils
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.message import Message
 
 from mailgate.mail.charsets import decode_header_bytes
@@ -41,12 +41,14 @@ from mailgate.mail.mimecheck import (
     header_block_sizes,
     looks_like_mail,
 )
-from mailgate.mail.senders import read_sender, tidy_addresses
+from mailgate.mail.rfc822 import attached_mails
+from mailgate.mail.senders import envelope_stand_in, read_sender, tidy_addresses
 from mailgate.mail.text import clean_body, clean_text_line, decode_header_value, has_8bit
 from routing.addresses import Sender, parse_address_list
 
 _MSGID = re.compile(r"<([^<>\s]{1,500})>")
 MAX_HEADERS_KEPT = 300
+_RFC822 = re.compile(rb"(?i)message/rfc822")
 _PIECE = 1 << 20                     # text fed to the parser a piece at a time
 
 
@@ -103,7 +105,7 @@ def parse_mail(raw: bytes, limits: Limits | None = None) -> ParsedMail:
     try:
         msg = parse_limited(large.raw if large else raw, limits,
                             ignore=large.header if large else "")
-        body = walk(msg, large)
+        body = walk(msg, large, attached_mails(msg, raw) if _RFC822.search(raw) else None)
     except RecursionError:
         raise ParseRejected("MIME structure nested too deeply to parse") from None
     hint = body.hint
@@ -144,6 +146,13 @@ def parse_mail(raw: bytes, limits: Limits | None = None) -> ParsedMail:
         received_count=len(msg.get_all("Received") or []),
         dedup_key=content_key(original),
     )
+
+
+def with_envelope(mail: ParsedMail, mail_from: str | None) -> ParsedMail:
+    """`mail` with the envelope sender standing in for a sender it does not name (see
+    `senders.envelope_stand_in`); the parser sees only the bytes, the edge the envelope."""
+    found = envelope_stand_in(mail.sender, mail.defects, mail_from)
+    return mail if found is None else replace(mail, sender=found[0], defects=found[1])
 
 
 def _header_charset_defects(msg: Message, hint: str) -> list[str]:
