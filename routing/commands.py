@@ -36,10 +36,16 @@ _COMMAND_LINE = re.compile(r"^\s{0,3}/([^\W\d_][\w-]{0,19})(?:[ \t]+(.*?))?\s*$"
 
 # The customer commands in the languages projects are run in (README "Customer commands
 # per language"), by `names.key`, so "/schliessen" and "/genaabn" work as well.
+# German website customers "geben die Seite frei" or do the "Abnahme" (acceptance of
+# the delivered work); Danish ones "godkender" or, in the two-level document, "accepterer".
 ALIASES = {key(word): verb for word, verb in (
-    ("schließen", "close"), ("erledigt", "close"), ("wieder öffnen", "reopen"),
-    ("wiedereröffnen", "reopen"), ("öffnen", "reopen"),
-    ("luk", "close"), ("genåbn", "reopen"), ("godkend", "approve"))}
+    ("schließen", "close"), ("erledigt", "close"), ("abschließen", "close"),
+    ("wieder öffnen", "reopen"), ("wiedereröffnen", "reopen"), ("öffnen", "reopen"),
+    ("freigeben", "approve"), ("freigabe", "approve"), ("abnehmen", "approve"),
+    ("abnahme", "approve"), ("genehmigen", "approve"),
+    ("luk", "close"), ("afslut", "close"),
+    ("genåbn", "reopen"), ("åbn igen", "reopen"), ("åbn", "reopen"),
+    ("godkend", "approve"), ("accepter", "approve"))}
 
 
 @dataclass(frozen=True)
@@ -120,6 +126,12 @@ class Plan:
     @property
     def changes(self) -> list[tuple[str, str, str]]:
         return field_changes(self.before, self.after)
+
+    @property
+    def canned(self) -> tuple[str, ...]:
+        """The canned replies (/template NAME) the mail asks for, in the order written."""
+        return tuple(o.command.value for o in self.outcomes
+                     if o.ok and o.command.verb == "template")
 
     def cause_of(self) -> dict[str, str]:
         """Which command line caused each changed field (the last line that changed it)."""

@@ -17,6 +17,10 @@ owner, handler) and what is to be done (`todo`, in the document's language).
   acceptance of a test version; an assigned new ticket is received; a reopened ticket is
   marked urgent; a ticket waiting for the customer's approval closes itself after 8 days.
 
+- `forum` (German): the forum-like request system: new, questions to the customer, in
+  progress, fixed (the customer confirms with /close or reopens), closed; the customer
+  is told of every change (`notify_customer = "every-change"`).
+
 Reminders (timers with `remind`) mail the customer once when a ticket has waited for them
 for some days without activity (support: 4 days; website: 5; two-level: 4 for more
 information, 5 for an approval, three days before it closes itself).
@@ -32,6 +36,7 @@ def _s(name: str, label: str, category: str, actors: list[str], todo: str, **mor
 
 SUPPORT = {
     "label": "Support (Zammad)",
+    "language": "de",
     "initial": "new",
     "close": "closed",
     "reopen": "open",
@@ -72,6 +77,7 @@ DC, KAM, IMPL, CUSTOMER = "digital_coach", "key_account_manager", "implementer",
 
 WEBSITE = {
     "label": "Webseiten-Ticket",
+    "language": "de",
     "initial": "backlog",
     "close": "live",
     "reopen": "to-do",
@@ -126,6 +132,7 @@ SUPPORTER = "supporter"
 
 TWOLEVEL = {
     "label": "Statusser i kundecenteret (to niveauer)",
+    "language": "da",
     "initial": "new",
     "close": "closed",
     "reopen": "reopened",
@@ -218,4 +225,35 @@ TWOLEVEL = {
     ],
 }
 
-PRESETS = {"support": SUPPORT, "website": WEBSITE, "twolevel": TWOLEVEL}
+# The forum-like request system (German): one thread per request, questions and answers
+# until it is done, "behoben" until the customer confirms or reopens it; the customer is
+# told of every change by mail (notify_customer), so nobody has to log in to look.
+FORUM = {
+    "label": "Anfragen (Forum)",
+    "language": "de",
+    "initial": "new",
+    "close": "closed",
+    "reopen": "in-progress",
+    "customer_close": "closed",
+    "customer_close_from": ["fixed"],
+    "notify_customer": "every-change",
+    "types": ["Änderungswunsch", "Frage", "Fehler"],
+    "statuses": [
+        _s("new", "Neu", "open", ["handler"],
+           "Die Anfrage lesen: umsetzen oder Rückfragen als Kommentar stellen.",
+           aliases=["New"]),
+        _s("questions", "Rückfrage", "waiting", [CUSTOMER],
+           "Die Rückfragen zur Anfrage beantworten.", on_customer_reply="in-progress",
+           aliases=["Question", "Waiting for customer"]),
+        _s("in-progress", "In Umsetzung", "open", ["handler"],
+           "Den Wunsch umsetzen und die neue Version schicken.", aliases=["In progress"]),
+        _s("fixed", "Behoben", "waiting", [CUSTOMER],
+           "Die Änderungen prüfen und bestätigen, dass alles korrekt umgesetzt ist, oder "
+           "die Anfrage erneut öffnen.", aliases=["Fixed", "Resolved"]),
+        _s("closed", "Abgeschlossen", "closed", [], "Nichts mehr; die Anfrage ist beendet.",
+           aliases=["Closed"]),
+    ],
+    "timers": [{"when": "questions", "days": 5, "remind": "customer"}],
+}
+
+PRESETS = {"support": SUPPORT, "website": WEBSITE, "twolevel": TWOLEVEL, "forum": FORUM}

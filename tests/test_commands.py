@@ -13,12 +13,11 @@ from routing.context import TicketState, World
 from routing.workflow import (
     WorkflowError,
     after_customer_reply,
-    build_workflow,
-    build_workflows,
     due_date_reminder,
     due_reminders,
     due_timer,
 )
+from routing.workflow_config import build_workflow, build_workflows
 
 WF = build_workflows({})
 SUPPORT = WF["support"]

@@ -10,7 +10,7 @@ from mailgate.cli.common import status_names
 from mailgate.handlers import ServiceError
 from mailgate.handlers.outgoing import why_not
 from mailgate.handlers.project_workflow import plan_change, resolve_map
-from routing.workflow import build_workflows
+from routing.workflow_config import build_workflows
 
 WF = build_workflows({})     # the presets: support, website, twolevel
 

@@ -9,7 +9,8 @@ from routing.actors import Actor
 from routing.commands import parse_command, plan
 from routing.context import TicketState, World
 from routing.names import key
-from routing.workflow import WorkflowError, build_workflow, build_workflows, customer_commands
+from routing.workflow import WorkflowError, customer_commands
+from routing.workflow_config import build_workflow, build_workflows
 
 WF = build_workflows({})
 

@@ -11,7 +11,7 @@ from routing.actors import Actor
 from routing.commands import parse_command, plan
 from routing.context import TicketState, World
 from routing.quota import Budget, crossed, may_enter, parse_duration, show_minutes
-from routing.workflow import build_workflows
+from routing.workflow_config import build_workflows
 
 SUPPORT = build_workflows({})["support"]
 

@@ -145,12 +145,12 @@ def test_the_due_date_is_mailed_to_the_customer_when_set_and_moved(desk):
     desk.settle()
     (notification,) = mails(desk, ANNA, 1)
     write(desk, notification, ANNA, "/due 2026-12-31\n/note\nBis Jahresende.")
-    (due,) = mails(desk, CARLA, 2, "due 2026-12-31")
-    assert "done by 2026-12-31" in due.text
+    (due,) = mails(desk, CARLA, 2, "due 31 December 2026")
+    assert "done by 31 December 2026" in due.text
     assert due.header("Auto-Submitted") == "auto-generated"
     write(desk, notification, ANNA, "/due 2027-01-15\n/note\nVerschoben.")
-    (moved,) = mails(desk, CARLA, 3, "due 2027-01-15")
-    assert "(before: 2026-12-31)" in moved.text
+    (moved,) = mails(desk, CARLA, 3, "due 15 January 2027")
+    assert "(before: 31 December 2026)" in moved.text
 
 
 def test_a_project_key_may_not_be_a_group_key(desk):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mailgate.cli import Context, agents, project_fields, quota
+from mailgate.cli import Context, agents, project_fields, quota, roles
 from mailgate.cli.common import project_json
 from mailgate.cli.output import answer, listing, say
 from mailgate.handlers import ServiceError
@@ -59,6 +59,7 @@ def register(sub) -> None:
     lst.add_argument("--json", action="store_true")
     lst.set_defaults(handler=cmd_project_list)
     quota.register(ps)
+    roles.register(ps)
     project_fields.register(ps)
 
     p = sub.add_parser("contact", help="manage customer contacts")

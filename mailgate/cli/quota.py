@@ -7,8 +7,10 @@ import argparse
 from mailgate.cli import Context
 from mailgate.cli.common import project_json
 from mailgate.cli.output import answer, emit_json, fields, say, table
+from mailgate.cli.roles import print_roles
 from mailgate.handlers.directory import require_project
 from mailgate.handlers.quota import add_quota, quota_report
+from mailgate.handlers.roles import role_report
 from routing.quota import show_minutes
 
 
@@ -36,6 +38,7 @@ def cmd_project_show(args: argparse.Namespace, ctx: Context) -> int:
         p = require_project(session, args.slug)
         data = project_json(app, p)
         data["quota"] = quota_report(session, project_id=p.id)
+        data["roles"] = role_report(session, app.workflows, p)
     if args.json:
         emit_json(data)
         return 0
@@ -44,6 +47,8 @@ def cmd_project_show(args: argparse.Namespace, ctx: Context) -> int:
             ("workflow", data["workflow"]),
             ("quota", "not in use (unlimited)" if not q or not q["in_use"] else
              f"added {q['added']}, used {q['used']}, left {q['left']}")])
+    if data["roles"]:
+        print_roles(data["roles"])
     if q and q.get("entries"):
         say()
         say("contingent:")
