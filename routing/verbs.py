@@ -8,6 +8,7 @@ new state and a sentence for the transcript, or the reason it cannot. Pure.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -319,9 +320,38 @@ class Project(Verb):
         return replace(t, project=value), f"moved to project {value}"
 
 
+_REPLY_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+
+
+def valid_reply_name(name: str) -> bool:
+    """A canned reply's name is a file name stem: never a path."""
+    return bool(_REPLY_NAME.fullmatch(name))
+
+
+class Template(Verb):
+    """`/template NAME` puts canned reply NAME above the agent's text. Only the name is
+    checked here; the handler renders it (see mailgate.handlers.canned)."""
+
+    name = "template"
+
+    def parse(self, arg: str) -> str:
+        name = arg.strip().lower()
+        if not valid_reply_name(name):
+            raise Invalid("use /template NAME (see: mailgate template list --replies)")
+        return name
+
+    def apply(self, value, t, wf, world, actor):
+        if value not in world.replies:
+            return f"no canned reply {value!r}; known: " + (", ".join(sorted(world.replies))
+                                                             or "(none)")
+        if world.replies[value]:
+            return f"canned reply {value!r} cannot be used: {world.replies[value]}"
+        return t, f"canned reply {value} inserted above your text"
+
+
 REGISTRY: dict[str, Verb] = {v.name: v for v in (
     Status(), Priority(), Assign(), Owner(), Group(), Type(), Due(), Close(), Reopen(),
-    Note(), Cc(), Project(), Time(), Offer(), Approve())}
+    Note(), Cc(), Project(), Time(), Offer(), Approve(), Template())}
 
 
 def find_agent(text: str, world: World, project: str) -> str | None:

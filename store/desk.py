@@ -121,7 +121,9 @@ def raw_of_message(*, session: Session, message: Message) -> bytes | None:
     """The mail as it arrived (the inbound row), else as it was sent (the outbox row
     with the same Message-ID), else None."""
     if message.inbound_id is not None:
-        row = session.exec(select(Inbound.size).where(Inbound.id == message.inbound_id)).first()
+        # the stored length, not `size`: retention may have let the bytes go
+        row = session.exec(select(func.length(Inbound.raw))
+                           .where(Inbound.id == message.inbound_id)).first()
         if row is not None and large_blob(session, row):
             return bytes(read_blob(session, "inbound", "raw", message.inbound_id, row))
         raw = session.exec(select(Inbound.raw).where(Inbound.id == message.inbound_id)).first()

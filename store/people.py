@@ -14,6 +14,7 @@ from store.models import (
     Contact,
     ContactProject,
     Project,
+    ProjectRole,
     Ticket,
     TicketContact,
 )
@@ -180,19 +181,24 @@ def project_ids(*, session: Session) -> dict[str, int]:
 
 
 def unassign_agent(*, session: Session, agent_id: int) -> list[int]:
-    """Unassign every ticket (deleted ones too) from an agent; returns the numbers of the
-    tickets that are not deleted."""
+    """Unassign every ticket (deleted ones too) from an agent, as handler and as owner;
+    returns the numbers of the tickets it handled that are not deleted."""
     shown = list(session.exec(select(Ticket.id).where(Ticket.assignee_id == agent_id,
                                                       Ticket.deleted_at.is_(None))
                               .order_by(Ticket.id)))
     session.execute(update(Ticket).where(Ticket.assignee_id == agent_id)
                     .values(assignee_id=None).execution_options(synchronize_session=False))
+    # the owner column points at the agent too: a removed agent owns nothing any more
+    session.execute(update(Ticket).where(Ticket.owner_id == agent_id)
+                    .values(owner_id=None).execution_options(synchronize_session=False))
     return shown
 
 
 def delete_agent(*, session: Session, agent_id: int) -> None:
-    """Delete an agent and its project memberships (its tickets must be unassigned first)."""
+    """Delete an agent, its project memberships and the roles it played (its tickets
+    must be unassigned first)."""
     session.execute(delete(AgentProject).where(AgentProject.agent_id == agent_id))
+    session.execute(delete(ProjectRole).where(ProjectRole.agent_id == agent_id))
     session.execute(delete(Agent).where(Agent.id == agent_id))
 
 

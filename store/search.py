@@ -23,6 +23,21 @@ from store.models import UTCDateTime
 PG_CONFIGS = {"de": "german", "da": "danish", "en": "english"}
 MARK = ("«", "»")          # around the matched words in a snippet
 MAX_TERMS = 32
+# a query is ranked among its newest RANK_WINDOW matches (after the filters): ranking
+# every match of a common word in a million messages costs seconds, not milliseconds
+RANK_WINDOW = 1000
+# PostgreSQL: at least this many of the newest matches are ranked (if there are as
+# many); they are looked for in the newest PG_IDS ids or PG_DAYS days first
+MIN_WINDOW = 100
+PG_IDS, PG_DAYS = 20_000, 3
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# SQLite: what the filters read, narrow, so that walking a long match list does not
+# read the wide message rows (text, full_text, html); used by `_messages_fts5`
+SQLITE_SEARCH_KEYS = (
+    "CREATE INDEX IF NOT EXISTS ix_message_search_keys ON message "
+    "(id, ticket_id, created_at, direction, done_at)",
+    "CREATE INDEX IF NOT EXISTS ix_ticket_search_keys ON ticket "
+    "(id, project_id, deleted_at, status)")
 
 
 @dataclass(frozen=True)
@@ -117,6 +132,13 @@ def search(session: Session, query: SearchQuery) -> list[Hit]:
     return hits[:query.limit]
 
 
+def create_search_keys(conn) -> None:
+    """The key indexes search reads (SQLite; PostgreSQL's plans do without)."""
+    if conn.dialect.name == "sqlite":
+        for ddl in SQLITE_SEARCH_KEYS:
+            conn.exec_driver_sql(ddl)
+
+
 def _filters(query: SearchQuery, date_col: str, sender_col: str, params: dict) -> list[str]:
     """The WHERE terms both kinds of hit share; `date_col` and `sender_col` name the
     hit's own columns."""
@@ -158,39 +180,135 @@ def _messages(session: Session, query: SearchQuery, pg: bool) -> list[Hit]:
         params["direction"] = query.direction
     if query.done is not None:
         where.append("m.done_at IS NOT NULL" if query.done else "m.done_at IS NULL")
+    if not pg:
+        return _messages_fts5(session, query, where, params)
+    return _messages_pg(session, query, where, params)
+
+
+def _messages_pg(session: Session, query: SearchQuery, where: list[str],
+                 params: dict) -> list[Hit]:
+    """Rank a window of the newest matches (see `_pg_window`) with ts_rank, and
+    ts_headline only the rows returned."""
     joins = ("JOIN message m ON m.id = {id} JOIN ticket t ON t.id = m.ticket_id "
              "JOIN project p ON p.id = t.project_id")
     cols = "m.id, m.ticket_id, m.created_at, m.from_addr, m.direction, m.subject"
-    if pg:
-        per_config = _pg_queries(session, pg_tsquery(query.terms))
-        if not any(per_config.values()):
-            return []               # nothing but stop words
-        params.update({f"q_{c}": q for c, q in per_config.items()},
-                      q_any=" | ".join(f"( {q} )" for q in per_config.values() if q))
-        # the row's own dictionary decides; the union of all of them lets the GIN index
-        # narrow the rows first (a constant query, parsed once, not once per row)
-        own = ("CASE s.config " + " ".join(f"WHEN '{c}'::regconfig THEN CAST(:q_{c} AS "
-                                           f"tsquery)" for c in PG_CONFIGS.values())
-               + " ELSE CAST(:q_simple AS tsquery) END")
-        sql = (f"SELECT {cols}, ts_headline(s.config, m.subject || ' · ' || left(m.full_text, "
-               f"20000), {own}, '{_HEADLINE}'), r.rank FROM ("
-               f"SELECT s.message_id, ts_rank(s.tsv, {own}) AS rank "
-               f"FROM message_search s {joins.format(id='s.message_id')} "
-               f"WHERE s.tsv @@ CAST(:q_any AS tsquery) AND s.tsv @@ {own} "
-               f"AND {' AND '.join(where)} ORDER BY rank DESC, m.created_at DESC "
-               f"LIMIT :limit) r JOIN message_search s ON s.message_id = r.message_id "
-               f"JOIN message m ON m.id = r.message_id")
-    else:
-        params["q"] = fts5_match(query.terms)
-        sql = (f"SELECT {cols}, snippet(message_fts, -1, '{MARK[0]}', '{MARK[1]}', '…', 14), "
-               f"-bm25(message_fts, 8.0, 4.0, 1.0, 4.0) AS rank FROM message_fts "
-               f"{joins.format(id='message_fts.rowid')} WHERE message_fts MATCH :q "
-               f"AND {' AND '.join(where)} ORDER BY rank DESC, m.created_at DESC "
-               f"LIMIT :limit")
+    per_config = _pg_queries(session, pg_tsquery(query.terms))
+    if not any(per_config.values()):
+        return []               # nothing but stop words
+    params.update({f"q_{c}": q for c, q in per_config.items()},
+                  q_any=" | ".join(f"( {q} )" for q in per_config.values() if q))
+    # the row's own dictionary decides; the union of all of them lets the GIN index
+    # narrow the rows first (a constant query, parsed once, not once per row)
+    own = ("CASE s.config " + " ".join(f"WHEN '{c}'::regconfig THEN CAST(:q_{c} AS "
+                                       f"tsquery)" for c in PG_CONFIGS.values())
+           + " ELSE CAST(:q_simple AS tsquery) END")
+    params["window"] = RANK_WINDOW
+    dated = bool(query.since or query.until)
+    if dated and not query.since:      # the window narrows the range from below
+        where.append("m.created_at >= :since")
+        params["since"] = EPOCH
+    # the newest matches: by date within a date range (ix_message_created), by id
+    # otherwise; `:floor` and a raised `:since` keep the walk near the top. Over such
+    # a narrowed range the match is tested row by row (ts_match_vq is an @@ the GIN
+    # index cannot serve, so the planner walks the range); over the whole range the
+    # GIN index finds the rows.
+    window = (f"SELECT s.message_id FROM message_search s {joins.format(id='s.message_id')} "
+              f"WHERE s.message_id > :floor AND {{match}} AND {' AND '.join(where)} "
+              f"ORDER BY "
+              + ("m.created_at DESC, m.id DESC" if dated else "s.message_id DESC")
+              + " LIMIT :window")
+    narrow = _bind(window.format(match=f"ts_match_vq(s.tsv, {own})"), params)
+    whole = _bind(window.format(match=f"s.tsv @@ CAST(:q_any AS tsquery) AND s.tsv @@ {own}"),
+                  params)
+    params["ids"] = _pg_window(session, (narrow, whole), params, dated)
+    sql = (f"SELECT {cols}, ts_headline(s.config, m.subject || ' · ' || left(m.full_text, "
+           f"20000), {own}, '{_HEADLINE}'), r.rank FROM ("
+           f"SELECT s.message_id, ts_rank(s.tsv, {own}) AS rank, m.created_at "
+           f"FROM message_search s JOIN message m ON m.id = s.message_id "
+           f"WHERE s.message_id = ANY(:ids) ORDER BY rank DESC, m.created_at DESC "
+           f"LIMIT :limit) r JOIN message_search s ON s.message_id = r.message_id "
+           f"JOIN message m ON m.id = r.message_id ORDER BY r.rank DESC, m.created_at DESC")
+    params = {k: v for k, v in params.items() if k == "ids" or k == "limit"
+              or k.startswith("q_")}
     rows = session.connection().execute(_bind(sql, params), params).all()
     return [Hit(ticket=r[1], message=r[0], date=_aware(r[2]), sender=r[3], direction=r[4],
                 subject=r[5], snippet=_one_line(r[6]), score=round(float(r[7]), 6),
                 kind="note" if r[4] == "internal" else "mail") for r in rows]
+
+
+def _messages_fts5(session: Session, query: SearchQuery, where: list[str],
+                   params: dict) -> list[Hit]:
+    """Rank only the newest RANK_WINDOW matches that pass the filters, and snippet only
+    the rows returned: bm25() and snippet() cost per row, and a common word matches a
+    good part of a large history. FTS5 walks the match list newest rowid first, the
+    filters read the narrow key indexes (not the wide message rows), and the walk stops
+    at the window; bm25() is computed in the same pass, for the rows kept only."""
+    params.update(q=fts5_match(query.terms), window=RANK_WINDOW)
+    covered = query.sender is None     # the sender is not in the key index
+    m_ix = "INDEXED BY ix_message_search_keys " if covered else ""
+    sql = (f"SELECT m.id, m.ticket_id, m.created_at, m.from_addr, m.direction, m.subject, "
+           f"c.rank FROM (SELECT c.* FROM (SELECT m.id, m.created_at, "
+           f"-bm25(message_fts, 8.0, 4.0, 1.0, 4.0) AS rank FROM message_fts "
+           f"JOIN message m {m_ix}ON m.id = message_fts.rowid "
+           f"JOIN ticket t INDEXED BY ix_ticket_search_keys ON t.id = m.ticket_id "
+           f"JOIN project p ON p.id = t.project_id WHERE message_fts MATCH :q "
+           f"AND {' AND '.join(where)} ORDER BY message_fts.rowid DESC LIMIT :window) c "
+           f"ORDER BY c.rank DESC, c.created_at DESC LIMIT :limit) c "
+           f"JOIN message m ON m.id = c.id ORDER BY c.rank DESC, c.created_at DESC")
+    conn = session.connection()
+    rows = conn.execute(_bind(sql, params), params).all()
+    snippets = _fts5_snippets(conn, params["q"], [r[0] for r in rows])
+    return [Hit(ticket=r[1], message=r[0], date=_aware(r[2]), sender=r[3], direction=r[4],
+                subject=r[5], snippet=_one_line(snippets.get(r[0])),
+                score=round(float(r[6]), 6),
+                kind="note" if r[4] == "internal" else "mail") for r in rows]
+
+
+def _fts5_snippets(conn, match: str, ids: list[int]) -> dict[int, str]:
+    """snippet() of the given rows. A rowid range, not `rowid IN`: FTS5 answers each
+    IN value by a fresh scan of the match list, the range by one walk."""
+    if not ids:
+        return {}
+    sql = text(f"SELECT rowid, snippet(message_fts, -1, '{MARK[0]}', '{MARK[1]}', '…', 14) "
+               f"FROM message_fts WHERE message_fts MATCH :q AND rowid BETWEEN :lo AND :hi "
+               f"AND +rowid IN :ids").bindparams(bindparam("ids", expanding=True))
+    return dict(conn.execute(sql, {"q": match, "lo": min(ids), "hi": max(ids),
+                                   "ids": ids}).all())
+
+
+def _pg_window(session: Session, stmts: tuple, params: dict, dated: bool) -> list[int]:
+    """The ids of the newest matches to rank: up to RANK_WINDOW of them, found among
+    the newest rows first (ids above `:floor`, or the last days of a date range) and
+    widened only while fewer than MIN_WINDOW turn up. A common word is so served from
+    the top instead of from all its matches; a rare one goes straight to the whole
+    range, where the GIN index finds its few rows."""
+    conn = session.connection()
+    # psycopg prepares a statement run five times; PostgreSQL's generic plan for it
+    # cannot see how narrow the range is and scans everything
+    conn.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    if dated:
+        lowest = _aware(params["since"])
+        top = params.get("until") or conn.execute(
+            text("SELECT max(created_at) FROM message")).scalar()
+        top = _aware(top) if top is not None else lowest
+        first, unit, key = PG_DAYS, dt.timedelta(days=1), "since"
+        params["floor"] = 0
+    else:
+        lowest, top = 0, conn.execute(
+            text("SELECT coalesce(max(message_id), 0) FROM message_search")).scalar()
+        first, unit, key = PG_IDS, 1, "floor"
+    span = first
+    while True:
+        params[key] = lowest if span is None else max(lowest, top - span * unit)
+        ids = list(conn.execute(stmts[params[key] == lowest], params).scalars())
+        if len(ids) >= MIN_WINDOW or params[key] == lowest:
+            return ids
+        # as many more as the density so far says are needed; when that is a long walk
+        # (a rare word), all at once through the GIN index. Within a date range the
+        # walk is the cheaper one for longer: the GIN index would read every match in
+        # all time.
+        few = len(ids) * (5 if dated else 2.5) < MIN_WINDOW
+        span = None if few else span * 2 * MIN_WINDOW // max(1, len(ids))
 
 
 def _pg_queries(session: Session, tsquery: str) -> dict[str, str]:

@@ -180,17 +180,18 @@ AGENT_STEPS = [
 
 
 def test_agent_remove_unassigns_her_tickets_and_takes_her_authority(mg):
+    """As handler and as owner: the ticket keeps no reference to a removed agent."""
     n = open_ticket(mg)
     notification = mg.relay.wait_for(ANNA)[0]
     token = notification.message["Reply-To"].addresses[0].addr_spec
-    mg.send(reply_to(notification.message, sender=ANNA, body="/assign me\nIch schaue."),
+    mg.send(reply_to(notification.message, sender=ANNA, body="/assign me\n/owner me\nIch schaue."),
             rcpt=token, mail_from=ANNA)
     mg.settle()
     before = show(mg, n)
-    assert before["assignee"] == ANNA
+    assert (before["assignee"], before["owner"]) == (ANNA, ANNA)
     run_steps(mg, AGENT_STEPS, n=n)
     after = show(mg, n)
-    assert after["assignee"] is None
+    assert (after["assignee"], after["owner"]) == (None, None)
     assert any((e["kind"], e["old"], e["new"], e["detail"]) == (
         "assignee", ANNA, "", "agent removed") for e in after["events"])
     # her reply address still reaches the ticket, but she may no longer change it

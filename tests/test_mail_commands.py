@@ -122,8 +122,10 @@ def test_assign_priority_due_type_and_cc(mg):
     assert (data["assignee"], data["priority"], data["due"], data["type"]) == (
         BOB, 3, "2026-12-24", "incident")
     assert "dieter@client.example" in [p["email"] for p in data["participants"]]
-    assigned = mg.relay.wait_for(BOB)[-1]
-    assert "assigned ticket" in assigned.text
+    mg.settle()
+    # Bob is told of the assignment, and (agent_replied) of what Anna wrote to Carla
+    assert any("assigned ticket" in m.text for m in mg.relay.wait_for(BOB))
+    assert any("Ich gebe an Bob ab." in m.text for m in mg.relay.to(BOB))
     # the cc'd contact receives the forwarded reply too
     assert "Ich gebe an Bob ab." in mg.relay.wait_for("dieter@client.example")[-1].text
 
@@ -141,7 +143,7 @@ def test_agent_notification_preferences(mg):
                     "--json")
     assert result.code == 0, result.err
     assert json.loads(result.out)["notify"] == ["customer_reply", "assigned", "status_change",
-                                                "reminder"]
+                                                "reminder", "agent_replied"]
     mg.send(make_mail(sender=CARLA, subject="Leise"), mail_from=CARLA)
     mg.settle()
     assert mg.relay.to(ANNA) == []                          # no new-ticket mail any more

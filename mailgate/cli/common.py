@@ -6,10 +6,19 @@ Reading only; nothing here writes a row.
 
 from __future__ import annotations
 
+import os
+
 from mailgate.cli import EX_USAGE, CliError
 from routing.addresses import plus_address
 from routing.names import key
+from routing.workflow import workflow_named
 from store import people
+
+
+def me(given: str | None, config) -> str:
+    """Who "I" am on the command line: --as, else `[cli] agent` in the config, else
+    $MAILGATE_AGENT; "" when none says. One rule for every verb that acts or filters."""
+    return (given or config.cli.agent or os.environ.get("MAILGATE_AGENT") or "").strip().lower()
 
 
 def status_names(workflows, wanted: str) -> frozenset[str]:
@@ -30,7 +39,7 @@ def filters(session, app, args) -> tuple[str | None, frozenset[str] | None]:
         if project is None:
             known = ", ".join(p.slug for p in people.projects(session=session)) or "none"
             raise CliError(f"unknown project {args.project!r} (known: {known})", EX_USAGE)
-        workflows = [app.workflows.get(project.workflow) or app.workflows["support"]]
+        workflows = [workflow_named(app.workflows, project.workflow)]
     if not args.status:
         return args.project, None
     names = status_names(workflows, args.status)

@@ -67,6 +67,10 @@ def print_message(m: dict, *, full: bool, width: int | None) -> None:
     if hidden:
         say(f"{INDENT}[… {hidden} quoted line{'s' if hidden != 1 else ''}; "
             f"--full shows them]")
+    if full and m.get("defects"):
+        # how the mail had to be read (a guessed charset, a repaired From): with --full
+        say(f"{INDENT}[read with repairs: {'; '.join(m['defects'][:10])}]")
     for a in m["attachments"]:
+        inline = ", inline image" if a.get("content_id") else ""
         say(f"{INDENT}[attachment {a['id']}] {a['filename']} ({a['content_type']}, "
-            f"{a['size']} bytes)  mailgate attachment save {a['id']}")
+            f"{a['size']} bytes{inline})  mailgate attachment save {a['id']}")

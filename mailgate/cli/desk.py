@@ -15,6 +15,7 @@ from pathlib import Path
 
 from mailgate.cli import EX_USAGE, CliError, Context
 from mailgate.cli.args import add_done_flags, day, day_range, row_id
+from mailgate.cli.common import me
 from mailgate.cli.conversation import ARROWS
 from mailgate.cli.output import emit_json, say
 from mailgate.handlers import ServiceError
@@ -59,9 +60,10 @@ def register(sub) -> None:
     s.set_defaults(handler=cmd_save)
 
 
-def acting_agent(given: str | None) -> str:
-    """Who ticks a message off: --as, else $MAILGATE_AGENT, else the login name."""
-    name = given or os.environ.get("MAILGATE_AGENT")
+def acting_agent(given: str | None, config) -> str:
+    """Who ticks a message off: `common.me` (--as, [cli] agent, $MAILGATE_AGENT), else
+    the login name."""
+    name = me(given, config)
     if not name:
         try:
             name = getpass.getuser()
@@ -147,7 +149,7 @@ def cmd_log(args: argparse.Namespace, ctx: Context) -> int:
 
 def cmd_done(args: argparse.Namespace, ctx: Context) -> int:
     app = ctx.app()
-    actor = acting_agent(args.actor)
+    actor = acting_agent(args.actor, ctx.config)
     with app.db.unit() as session:
         changed = mark_done(session, ids=args.ids, done=args.done, actor=actor, now=app.now())
     state = "done" if args.done else "not done"

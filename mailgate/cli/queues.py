@@ -97,6 +97,7 @@ def cmd_unassigned_show(args: argparse.Namespace, ctx: Context) -> int:
             "headers": [{"name": n, "value": v} for n, v in header_lines(raw)],
             "rules": [{"rule": str(h.rule), "matched": h.matched, "detail": h.detail}
                       for h in Disposition.from_json(message.decision).route.hits],
+            "automatic": Disposition.from_json(message.decision).auto.as_dict(),
             "attachments": [attachment_json(a) for a in tickets.attachments_of(
                 session=session, message_ids=[message.id])[message.id]]})
     if args.json:
@@ -104,7 +105,7 @@ def cmd_unassigned_show(args: argparse.Namespace, ctx: Context) -> int:
         return 0
     fields([("id", data["id"]), ("received", data["received_at"]), ("from", data["from"]),
             ("to", data["to"]), ("cc", data["cc"]), ("subject", data["subject"]),
-            ("why", data["reason"])])
+            ("why", data["reason"]), ("automatic", _automatic(data["automatic"]))])
     say()
     say("rules:")
     for hit in data["rules"]:
@@ -118,6 +119,13 @@ def cmd_unassigned_show(args: argparse.Namespace, ctx: Context) -> int:
         say(f"  [attachment] {a['filename']} ({a['content_type']}, {a['size']} bytes, "
             f"sha256 {a['sha256'][:16]}…)")
     return 0
+
+
+def _automatic(auto: dict) -> str:
+    """How the mail was classed, and the signal that decided (routing.loops)."""
+    kind = ("yes" if auto["automatic"] else
+            "no, but gets no automatic answer" if auto["suppress_reply"] else "no")
+    return f"{kind} ({auto['decided_by']})" if auto["decided_by"] else kind
 
 
 def cmd_unassigned_assign(args: argparse.Namespace, ctx: Context) -> int:

@@ -8,6 +8,7 @@ from mailgate.cli import Context
 from mailgate.cli.args import ticket_number
 from mailgate.cli.output import block, emit_json, listing, say, table
 from mailgate.handlers import ServiceError
+from mailgate.handlers.canned import FOLDER as REPLIES
 from mailgate.handlers.notify import preview_vars
 from mailgate.mail.templating import LANGUAGES, TemplateProblem
 from mailgate.mail.variables import SAMPLE_VARS, language_of
@@ -17,9 +18,12 @@ def register(sub) -> None:
     p = sub.add_parser("template", help="list and preview mail templates")
     ts = p.add_subparsers(dest="verb", metavar="VERB", required=True)
     lst = ts.add_parser("list", help="templates and the file each one comes from")
+    lst.add_argument("--replies", action="store_true",
+                     help="the agents' canned replies (/template NAME) instead")
     lst.add_argument("--json", action="store_true")
     lst.set_defaults(handler=cmd_list)
-    pv = ts.add_parser("preview", help="render a template for a ticket (nothing is sent)")
+    pv = ts.add_parser("preview", help="render a template or canned reply for a ticket "
+                                       "(nothing is sent)")
     pv.add_argument("name")
     pv.add_argument("--ticket", type=ticket_number,
                     help="ticket to render for (default: sample data)")
@@ -48,22 +52,44 @@ def register(sub) -> None:
 
 def cmd_list(args: argparse.Namespace, ctx: Context) -> int:
     app = ctx.app()
+    if args.replies:
+        return _list_replies(args, app)
     rows = [{"name": n, "file": app.templates.source_of(n)} for n in app.templates.names()]
     listing(args, rows, [("name", "TEMPLATE", None), ("file", "FILE", None)])
     return 0
 
 
+def _list_replies(args: argparse.Namespace, app) -> int:
+    """Each canned reply, the languages it is written in, and the file English comes from
+    (an override folder's file wins over the shipped one)."""
+    languages: dict[str, list[str]] = {}
+    for name, language in app.templates.variants(REPLIES):
+        languages.setdefault(name, []).append(language)
+    rows = [{"name": n, "languages": ", ".join(langs),
+             "file": app.templates.source_of(f"{REPLIES}/{n}", langs[0])}
+            for n, langs in ((n, sorted(ls, key=LANGUAGES.index))
+                             for n, ls in sorted(languages.items()))]
+    listing(args, rows, [("name", "REPLY", None), ("languages", "LANGUAGES", None),
+                         ("file", "FILE", None)])
+    return 0
+
+
 def cmd_preview(args: argparse.Namespace, ctx: Context) -> int:
     app = ctx.app()
+    template = args.name
     if args.name not in app.templates.names():
-        raise ServiceError(f"no template {args.name!r} (see `mailgate template list`)")
+        if args.name in app.templates.names(REPLIES):    # a canned reply (/template NAME)
+            template = f"{REPLIES}/{args.name}"
+        else:
+            raise ServiceError(f"no template {args.name!r} (see `mailgate template list` "
+                               "and `mailgate template list --replies`)")
     if args.ticket is None:
         variables = SAMPLE_VARS
     else:
         with app.db.unit(write=False) as session:
             variables = preview_vars(session, app, args.ticket, now=app.now())
     try:
-        rendered = app.templates.render(args.name, variables,
+        rendered = app.templates.render(template, variables,
                                         args.language or language_of(variables))
     except TemplateProblem as exc:
         raise ServiceError(str(exc)) from None
@@ -85,7 +111,9 @@ def workflow_json(wf) -> dict:
         "customer_may_reopen": wf.customer_may_reopen, "urgent_on_reopen": wf.urgent_on_reopen,
         "types": list(wf.types), "substatuses": list(wf.substatuses),
         "substatus_rows": [_status_json(s) for s in wf.substatus_info.values()],
-        "on_assign": wf.on_assign,
+        "on_assign": wf.on_assign, "after_close": wf.after_close or None,
+        "reopen_within_days": wf.reopen_within_days,
+        "notify_customer": wf.notify_customer,
         "customer_approve": {k: ", ".join(v) for k, v in wf.customer_approve.items()},
         "timers": [{"when": t.when, "days": t.days, "to": t.to, "remind": t.remind}
                    for t in wf.timers],
@@ -117,6 +145,9 @@ def cmd_workflow_show(args: argparse.Namespace, ctx: Context) -> int:
         emit_json(data)
         return 0
     say(f"{wf.name}: {wf.label}; new tickets start as {wf.initial}")
+    say("customers are told of " + ("every change (status, priority, handler, due date)"
+                                    if wf.notify_customer == "every-change"
+                                    else "customer-visible statuses"))
     rows = [dict(s, next="any" if s["next"] is None else ", ".join(s["next"]),
                  notify=", ".join(s["notify"]), actor=", ".join(s["actors"]) or "-")
             for s in data["statuses"]]
