@@ -33,6 +33,8 @@ def runs() -> list[list[str]]:
     out = [[str(HERE / "pipeline.py")]]
     if reachable(PG_URL):
         out.append([str(HERE / "pipeline.py"), "--database-url", PG_URL])
+        # two instances on one PostgreSQL, their end-to-end rate next to one instance's
+        out.append([str(HERE / "instances.py"), "--database-url", PG_URL])
     else:
         print(f"# PostgreSQL at {PG_URL} does not answer: pipeline on SQLite only")
     out.append([str(HERE / "imap_backlog.py"), "-n", "10000"])

@@ -9,7 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import os
 import secrets
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -22,7 +24,8 @@ from mailgate.mail.mimecheck import Limits
 from mailgate.mail.templating import Templates
 from routing.addresses import RecipientRules
 from routing.tokens import TokenKey
-from routing.workflow import Workflow, build_workflows
+from routing.workflow import Workflow
+from routing.workflow_config import build_workflows
 from store import settings
 from store.db import Database
 from store.migrations import migrate
@@ -50,6 +53,12 @@ class App:
 
     def now(self) -> dt.datetime:
         return self.clock()
+
+    @property
+    def instance(self) -> str:
+        """This process's name in `trace` and `jobs list`: [server] instance, else
+        host:pid (asked each time: a worker process has its own pid)."""
+        return self.config.server.instance or f"{socket.gethostname()}:{os.getpid()}"
 
 
 def build_app(config: Config, *, clock: Clock = system_clock, configure_logs: bool = True,

@@ -53,6 +53,17 @@ def classify_error(exc: BaseException) -> StoreUnavailable | None:
     return None
 
 
+def conflicted(exc: BaseException) -> bool:
+    """A transaction that lost a deadlock or a serialization conflict with another
+    instance (PostgreSQL rolls one back): worth trying again at once."""
+    seen = exc
+    while seen is not None:
+        if getattr(getattr(seen, "orig", seen), "sqlstate", None) in ("40P01", "40001"):
+            return True
+        seen = seen.__cause__
+    return False
+
+
 class WriteGate:
     """One writer at a time, urgent writers first.
 

@@ -21,20 +21,44 @@ from store.models import Inbound, InboundState, Message
 
 
 def claim_inbound(*, session: Session, now: dt.datetime, lease: dt.timedelta,
-                  limit: int) -> list[int]:
+                  limit: int, mine: Iterable[int] = ()) -> list[int]:
     """Take due pending rows (and rows whose worker died) and count the attempt now,
-    so a mail that kills the process is still counted."""
+    so a mail that kills the process is still counted. `mine`: rows the caller claimed
+    before and applies before these (they hold no sender's newer mail back)."""
     due = (select(Inbound.id)
            .where(or_(Inbound.state == InboundState.PENDING,
                       (Inbound.state == InboundState.PROCESSING) & (Inbound.lease_until < now)))
            .where(or_(Inbound.next_attempt_at.is_(None), Inbound.next_attempt_at <= now))
            .order_by(Inbound.id).limit(limit).with_for_update(skip_locked=True))
-    ids = list(session.exec(due))
+    ids = _in_sender_order(session, list(session.exec(due)), now, set(mine))
     if ids:
         session.execute(update(Inbound).where(Inbound.id.in_(ids))
                         .values(state=InboundState.PROCESSING, attempts=Inbound.attempts + 1,
                                 lease_until=now + lease))
     return ids
+
+
+def _in_sender_order(session: Session, ids: list[int], now: dt.datetime,
+                     mine: set[int]) -> list[int]:
+    """Leave out a mail while an older one of its envelope sender is still to be applied
+    outside this claim (in another instance's batch, or skipped as locked by one): one
+    sender's mails reach their ticket in the order they arrived, whichever instances
+    take them. An older mail waiting for a retry later does not hold the newer ones."""
+    if not ids:
+        return ids
+    senders = dict(session.exec(select(Inbound.id, Inbound.mail_from)
+                                .where(Inbound.id.in_(ids))).all())
+    ordered = sorted({m for m in senders.values() if m and m != UNKNOWN_SENDER})
+    if not ordered:
+        return ids
+    live = or_((Inbound.state == InboundState.PROCESSING) & (Inbound.lease_until >= now),
+               (Inbound.state == InboundState.PENDING)
+               & or_(Inbound.next_attempt_at.is_(None), Inbound.next_attempt_at <= now))
+    oldest = dict(session.exec(select(Inbound.mail_from, func.min(Inbound.id))
+                               .where(Inbound.mail_from.in_(ordered), live,
+                                      Inbound.id.not_in([*ids, *mine]))
+                               .group_by(Inbound.mail_from)).all())
+    return [i for i in ids if senders[i] not in oldest or i < oldest[senders[i]]]
 
 
 # The stored envelope sender of a mail whose envelope nobody told us (piped without

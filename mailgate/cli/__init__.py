@@ -74,7 +74,20 @@ Handler = Callable[[argparse.Namespace, Context], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mailgate.cli import admin, desk, imap, queues, run, search, status, texts, tickets
+    from mailgate.cli import (
+        admin,
+        desk,
+        imap,
+        jobs,
+        queues,
+        run,
+        search,
+        status,
+        texts,
+        tickets,
+        trace,
+        transfer,
+    )
 
     parser = _Parser(prog="mailgate", description="Inbound-email ticketing daemon.")
     parser.add_argument("--config", metavar="PATH",
@@ -87,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mailgate {version}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for module in (run, admin, tickets, queues, texts, imap, status, search, desk):
+    for module in (run, admin, tickets, queues, texts, imap, status, search, desk, trace,
+                   jobs, transfer):
         module.register(sub)
     return parser
 

@@ -147,7 +147,8 @@ def cmd_ingest(args: argparse.Namespace, ctx: Context) -> int:
     try:
         (row_id,) = store_arrivals(app.db, [Arrival(raw=raw, mail_from=sender,
                                                     rcpt_tos=tuple(recipients),
-                                                    source="pipe")])
+                                                    source="pipe")],
+                                    instance=app.instance)
     except Exception as exc:
         from store.db import StoreUnavailable, classify_error
 

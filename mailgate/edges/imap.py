@@ -36,6 +36,7 @@ from mailgate.edges.spool import Arrival, store_arrivals
 from routing.addresses import RecipientKind, classify_recipient, parse_address_list
 from store import settings
 from store.db import StoreUnavailable
+from store.leases import Lease
 
 _FETCH_UID = re.compile(rb"UID (\d+)")
 _RECIPIENT_HEADERS = ("Delivered-To", "X-Original-To", "To", "Cc")
@@ -108,7 +109,7 @@ def recipient_for(raw_headers: bytes, box: ImapConfig, app: App) -> str:
 
 def _envelope_sender(raw_headers: bytes) -> str:
     m = re.search(rb"^Return-Path:\s*<([^>\r\n]*)>", raw_headers, re.MULTILINE | re.IGNORECASE)
-    return m.group(1).decode("ascii", "replace") if m else ""
+    return m.group(1).decode("utf-8", "replace") if m else ""   # SMTPUTF8: jürgen@…
 
 
 @dataclass
@@ -139,6 +140,8 @@ class MailboxFetcher:
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"imap-{self.name}", daemon=True)
         self.log = app.log.bind(mailbox=self.name)
+        # several instances on one database: one fetches this mailbox, the others stand by
+        self.lease = Lease(app.db, f"imap:{self.name}")
 
     def start(self) -> None:
         self.thread.start()
@@ -152,6 +155,8 @@ class MailboxFetcher:
     def _run(self) -> None:
         backoff = 1.0
         while not self.stop_event.is_set():
+            if not self._leased():
+                continue
             try:
                 mailbox = connect(self.box)
             except Exception as exc:  # ImapProblem, TLS failures, anything: never die
@@ -184,12 +189,29 @@ class MailboxFetcher:
                 backoff = min(backoff * 2, MAX_BACKOFF)
             finally:
                 _logout(mailbox)
-        self._report("stopped", "")
+        if self.lease.held():      # a standby instance leaves the holder's state alone
+            self._report("stopped", "")
+        self.lease.release()
+
+    def _leased(self) -> bool:
+        """Hold this mailbox's lease, or stand by (waiting a poll interval) while another
+        instance holds it."""
+        try:
+            if self.lease.acquire():
+                return True
+            # the state shown by `imap status` is the holder's: not overwritten here
+            self.log.debug("imap mailbox fetched by another instance; standing by")
+        except Exception as exc:       # the database is down: try again later
+            self.log.warning("imap mailbox lease not taken", error=f"{exc}"[:300])
+        self.stop_event.wait(min(self.box.poll_seconds, 30))
+        return False
 
     def _session(self, mailbox) -> None:
         """Drain the folder, then wait (IDLE or poll) for more, until stopped or an error."""
         idle = self.box.idle and "IDLE" in (mailbox.client.capabilities or ())
         while not self.stop_event.is_set():
+            if not self.lease.held():
+                raise StoreUnavailable("the mailbox's lease was lost with its connection")
             self.fetch_all(mailbox)
             self._report("idle" if idle else "ok", "")
             if idle:
@@ -225,7 +247,8 @@ class MailboxFetcher:
             batch = uids[start:start + self.box.batch_size]
             arrivals, fetched = self._fetch_batch(mailbox, batch, uidvalidity)
             if arrivals:
-                ids = store_arrivals(self.app.db, arrivals)   # committed here
+                # committed here
+                ids = store_arrivals(self.app.db, arrivals, instance=self.app.instance)
                 self.on_stored(ids)
             faults.hit("imap.after_commit")
             if fetched:

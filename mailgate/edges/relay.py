@@ -29,9 +29,6 @@ from store import outbox
 from store.db import StoreUnavailable
 from store.models import Outbox, OutboxState
 
-LEASE = dt.timedelta(minutes=5)
-
-
 RECORD_EVERY = 16   # results written back per commit
 
 
@@ -55,6 +52,19 @@ class Delivery:
     outbox_id: int
     state: str        # sent | pending | failed
     detail: str = ""
+    reply: str = ""   # the relay's answer to the mail's data ("250 2.0.0 Ok: queued as …")
+
+
+class _Connection(smtplib.SMTP):
+    """smtplib's client, keeping the relay's answer to the data of the last mail
+    (`sendmail` drops it; `mailgate trace` shows it)."""
+
+    last_reply = ""
+
+    def data(self, msg):
+        code, reply = super().data(msg)
+        self.last_reply = f"{code} {reply.decode('utf-8', 'replace')}"[:500]
+        return code, reply
 
 
 class Relay:
@@ -66,8 +76,8 @@ class Relay:
         self.conn: smtplib.SMTP | None = None
 
     def open(self) -> None:
-        conn = smtplib.SMTP(self.cfg.host, self.cfg.port, timeout=self.cfg.timeout_seconds,
-                            local_hostname=self.local_hostname)
+        conn = _Connection(self.cfg.host, self.cfg.port, timeout=self.cfg.timeout_seconds,
+                           local_hostname=self.local_hostname)
         try:
             conn.ehlo()
             if self.cfg.starttls:
@@ -84,10 +94,20 @@ class Relay:
             raise
         self.conn = conn
 
-    def send(self, mail_from: str, rcpt: str, raw: bytes) -> None:
+    def send(self, mail_from: str, rcpt: str, raw: bytes) -> str:
+        """Hand one mail over; returns the relay's reply to it."""
         if self.conn is None:
             self.open()
-        self.conn.sendmail(mail_from, [rcpt], raw)
+        options: list[str] = []
+        if not (mail_from.isascii() and rcpt.isascii()):
+            # an internationalised address (jürgen@…) travels only with SMTPUTF8; a relay
+            # without it refuses this one mail for good, not the connection
+            if not self.conn.has_extn("smtputf8"):
+                raise smtplib.SMTPRecipientsRefused({rcpt: (
+                    553, b"5.6.7 the relay does not offer SMTPUTF8, needed for this address")})
+            options = ["SMTPUTF8"]
+        self.conn.sendmail(mail_from, [rcpt], raw, mail_options=options)
+        return self.conn.last_reply
 
     def close(self) -> None:
         if self.conn is not None:
@@ -131,8 +151,10 @@ class OutboxSender:
         return dt.timedelta(seconds=seconds)
 
     def claim(self) -> list[int]:
+        # a batch claimed by an instance that died is sent by another once this runs out
+        lease = dt.timedelta(seconds=self.cfg.lease_seconds)
         with self.app.db.unit() as session:
-            return outbox.claim_outbox(session=session, now=self.app.now(), lease=LEASE,
+            return outbox.claim_outbox(session=session, now=self.app.now(), lease=lease,
                                        limit=self.cfg.batch_size)
 
     def run_due(self) -> list[Delivery]:
@@ -197,13 +219,13 @@ class OutboxSender:
                     state, detail = classify_smtp_error(exc)
                     return Delivery(mail.id, state, f"connect: {detail}")
             faults.hit("outbox.before_send")
-            relay.send(mail.mail_from, mail.rcpt, mail.raw)
+            reply = relay.send(mail.mail_from, mail.rcpt, mail.raw)
             faults.hit("outbox.after_send")
         except (smtplib.SMTPException, OSError) as exc:
             relay.close()
             state, detail = classify_smtp_error(exc)
             return Delivery(mail.id, state, detail)
-        return Delivery(mail.id, OutboxState.SENT, "")
+        return Delivery(mail.id, OutboxState.SENT, "", reply)
 
     def _record(self, done: list[tuple[_Mail, Delivery]]) -> None:
         now = self.app.now()
@@ -224,6 +246,7 @@ class OutboxSender:
         values: dict = {"id": mail.id, "attempts": attempts, "lease_until": None,
                         "last_error": result.detail or mail.last_error, "sent_at": None,
                         "next_attempt_at": mail.next_attempt_at, "raw": mail.raw,
+                        "relay_reply": (result.reply or result.detail)[:500],
                         "subject": (mail.composed.subject if mail.composed
                                     else mail.subject)[:2000]}
         if result.state == OutboxState.SENT:

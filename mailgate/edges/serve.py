@@ -19,6 +19,7 @@ import os
 import signal
 import socket
 import threading
+from collections.abc import Callable
 
 from mailgate.bootstrap import App
 from mailgate.config import trust_warning
@@ -30,9 +31,12 @@ from mailgate.edges.smtp import IngestHandler, SmtpListener, tls_context
 from mailgate.edges.spool import Spool
 from mailgate.edges.workers import Loops, WorkerProcess, make_parser
 from mailgate.handlers import ServiceError
+from mailgate.handlers.jobs import RunRecorder
+from mailgate.handlers.retention import run_retention
 from mailgate.handlers.timers import run_reminders, run_timers
-from scheduler.jobs import Job, build_scheduler
+from scheduler.jobs import Elsewhere, Job, build_scheduler
 from store.db import InstanceLocked, hold_instance_lock
+from store.leases import exclusive
 
 
 class Daemon:
@@ -40,7 +44,8 @@ class Daemon:
         self.app = app
         cfg = app.config
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.spool = Spool(app.db, on_commit=lambda _ids: self.wake_processor())
+        self.spool = Spool(app.db, on_commit=lambda _ids: self.wake_processor(),
+                           instance=app.instance)
         if cfg.processing.in_process:
             self.work: Loops | WorkerProcess = Loops(app, make_parser(app))
         else:
@@ -110,7 +115,10 @@ class Daemon:
             self.spool.stop()
             await asyncio.to_thread(self.work.stop)
             raise
-        self.scheduler = build_scheduler(self.loop, self.jobs(), on_error=self._job_failed)
+        jobs = self.jobs()
+        self.scheduler = build_scheduler(
+            self.loop, jobs, on_error=self._job_failed, clock=self.app.now,
+            on_run=RunRecorder(self.app, intervals={j.name: j.seconds for j in jobs}))
         self.scheduler.start()
         for fetcher in self.fetchers:
             fetcher.start()
@@ -167,18 +175,23 @@ class Daemon:
         app = self.app
         sender = OutboxSender(app)
 
-        def timers() -> None:
+        def timers() -> str:
             now = app.now()
-            run_timers(app, now=now)
-            run_reminders(app, now=now)
+            moved, sent = run_timers(app, now=now), run_reminders(app, now=now)
+            return f"{len(moved)} moved, {len(sent)} reminders"
 
         jobs = [
             # Mail stored by other processes (`mailgate ingest`, another instance) and
             # retries whose backoff has passed are picked up by these wake-ups.
             Job("process-poll", app.config.processing.poll_seconds, self.wake_processor),
             Job("outbox-retry", 10, self.wake_sender),
-            Job("workflow-timers", 900, timers, blocking=True, after=self.wake_sender),
-            Job("outbox-compact", 3600, sender.compact, blocking=True),
+            Job("workflow-timers", 900, one_instance(app, "workflow-timers", timers),
+                blocking=True, after=self.wake_sender),
+            Job("outbox-compact", 3600, one_instance(app, "outbox-compact", sender.compact),
+                blocking=True),
+            Job("retention", 3600, one_instance(
+                app, "retention", lambda: run_retention(app, now=app.now()).summary()),
+                blocking=True),
         ]
         if isinstance(self.work, WorkerProcess):
             jobs.append(Job("worker-watch", 2, self.work.watch, blocking=True))
@@ -187,6 +200,15 @@ class Daemon:
     def _job_failed(self, name: str, exc: BaseException) -> None:
         self.app.log.error("timed job failed", job=name,
                            error=f"{type(exc).__name__}: {exc}"[:300])
+
+
+def one_instance(app: App, name: str, run: Callable[[], object]) -> Callable[[], object]:
+    """The job `run`, done by one instance at a time: while another instance holds the
+    job's lease this turn is skipped here (and not recorded as a run)."""
+    def leased() -> object:
+        with exclusive(app.db, f"job:{name}") as mine:
+            return run() if mine else Elsewhere("run by another instance")
+    return leased
 
 
 class DaemonThread:

@@ -42,8 +42,9 @@ class Arrival:
     imap_key: str | None = None   # mailbox + UIDVALIDITY + UID: the same IMAP mail twice is one row
 
 
-def store_arrivals(db: Database, arrivals: list[Arrival]) -> list[int]:
-    """Insert and commit in one transaction; returns the row ids in order."""
+def store_arrivals(db: Database, arrivals: list[Arrival], *, instance: str = "") -> list[int]:
+    """Insert and commit in one transaction; returns the row ids in order. `instance`
+    names the mailgate that took them in."""
     with db.unit(urgent=True) as session:
         keys = [a.imap_key for a in arrivals if a.imap_key]
         existing = {}
@@ -63,7 +64,8 @@ def store_arrivals(db: Database, arrivals: list[Arrival]) -> list[int]:
                           mail_from=UNKNOWN_SENDER if a.mail_from is None else a.mail_from[:512],
                           rcpt_tos=list(a.rcpt_tos), size=len(a.raw),
                           raw=func.zeroblob(len(a.raw)) if piecewise else a.raw,
-                          sha256=hashlib.sha256(a.raw).hexdigest(), imap_key=a.imap_key)
+                          sha256=hashlib.sha256(a.raw).hexdigest(), imap_key=a.imap_key,
+                          instance=instance[:200])
             session.add(row)
             rows.append(row)
             if piecewise:
@@ -81,8 +83,9 @@ def store_arrivals(db: Database, arrivals: list[Arrival]) -> list[int]:
 
 class Spool:
     def __init__(self, db: Database, *, on_commit: Callable[[list[int]], None] | None = None,
-                 max_batch: int = MAX_BATCH) -> None:
+                 max_batch: int = MAX_BATCH, instance: str = "") -> None:
         self.db = db
+        self.instance = instance
         self.on_commit = on_commit
         self.max_batch = max_batch
         self._queue: queue.Queue = queue.Queue()
@@ -133,7 +136,7 @@ class Spool:
 
     def _commit(self, batch: list) -> None:
         try:
-            ids = store_arrivals(self.db, [a for a, _ in batch])
+            ids = store_arrivals(self.db, [a for a, _ in batch], instance=self.instance)
         except BaseException as exc:   # the batch failed: each sender hears "retry"
             for _, future in batch:
                 _settle(future, exception=exc)

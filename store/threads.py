@@ -1,0 +1,80 @@
+"""Queries that keep several instances from stepping on each other while they apply mail.
+
+Each takes a keyword-only `session` and never commits. On PostgreSQL a batch takes its
+locks in two sweeps, each in one fixed order: first transaction advisory locks on the
+keys its mails would insert (content keys, thread roots), then the rows of the tickets
+it will change (`FOR UPDATE`, by number). Two instances holding mails of one thread or
+copies of one mail queue on the first sweep, and the second one reads what the first
+committed, so it appends instead of opening a second ticket, and marks a duplicate
+instead of storing a second copy. The unique keys (`thread_root.root`,
+`message.dedup_key`) decide if anything gets past the locks: the loser decides its mail
+again. SQLite needs none of the locks: its writers are one at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, select
+
+from store.models import ThreadRoot, Ticket
+
+
+def _postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def lock_keys(*, session: Session, keys: Iterable[str]) -> None:
+    """Transaction advisory locks on `keys`, taken in the order of their hashes (the
+    same order in every instance: no deadlock between two batches)."""
+    keys = sorted(set(k for k in keys if k))
+    if not keys or not _postgres(session):
+        return
+    session.execute(text(
+        "SELECT count(pg_advisory_xact_lock(h)) FROM (SELECT DISTINCT hashtext(k) AS h "
+        "FROM unnest(CAST(:keys AS text[])) AS k ORDER BY h) AS locks"), {"keys": keys})
+
+
+def lock_tickets(*, session: Session, numbers: Iterable[int]) -> None:
+    """Hold the rows of these tickets until commit, in number order: two instances
+    applying mail to one ticket take turns, each reading what the other wrote."""
+    numbers = sorted(set(numbers))
+    if numbers and _postgres(session):
+        session.exec(select(Ticket.id).where(Ticket.id.in_(numbers))
+                     .order_by(Ticket.id).with_for_update()).all()
+
+
+def roots(*, session: Session, roots: Iterable[str]) -> dict[str, int]:
+    """thread root -> the ticket it opened."""
+    roots = sorted(set(r for r in roots if r))
+    if not roots:
+        return {}
+    return dict(session.exec(select(ThreadRoot.root, ThreadRoot.ticket_id)
+                             .where(ThreadRoot.root.in_(roots))).all())
+
+
+class ThreadTaken(Exception):
+    """Another instance opened a ticket for this thread after the batch looked: the mail
+    must be decided again (it will then find that ticket)."""
+
+
+def claim_root(*, session: Session, root: str, ticket_id: int) -> int | None:
+    """Record that `ticket_id` was opened for thread `root`, unless a ticket holds that
+    root already (a follow-up to a closed ticket, a reply to a deleted one, or the race
+    another instance won): returns the ticket that holds it, None for no root. The
+    unique key decides the race, never a look beforehand; the caller tells a race
+    (a holder it did not know) from a new ticket it meant to open."""
+    if not root:
+        return None
+    root = root[:998]
+    table = ThreadRoot.__table__
+    dialect = postgresql if _postgres(session) else sqlite
+    inserted = session.connection().execute(
+        dialect.insert(table).values(root=root, ticket_id=ticket_id)
+        .on_conflict_do_nothing(index_elements=["root"]).returning(table.c.ticket_id)).first()
+    if inserted is not None:
+        return ticket_id
+    return session.connection().execute(
+        select(table.c.ticket_id).where(table.c.root == root)).scalar_one()
