@@ -141,6 +141,9 @@ def measure(site: Site, main: Path, side: list, profile: str = "") -> dict:
         spy.wait(60)
     n = MAIN + len(side)
     roles = cpu_by_role(before, after, site.daemon.pid)
+    if os.environ.get("BENCH_VERBOSE"):
+        for _pid, (name, peak) in after.peaks.items():
+            print(f"    {name:16s} peak {peak:6.0f} MB")
     return {"accept": result, "e2e": n / (t1 - t0), "seconds": t1 - t0,
             "cpu_ms": (after.cpu_s - before.cpu_s) / n * 1000, "peak_mb": after.peak_mb,
             "errors": (result.get("errors") or 0) + sender.errors,

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mailgate.config_sections import (
+    CliConfig,
     DatabaseConfig,
     ImapConfig,
     LmtpConfig,
@@ -31,6 +32,8 @@ from mailgate.config_sections import (
     MetricsConfig,
     OutboundConfig,
     ProcessingConfig,
+    RetentionConfig,
+    ServerConfig,
     SmtpConfig,
     TemplatesConfig,
     TrustConfig,
@@ -62,6 +65,9 @@ class Config:
     imap: list[ImapConfig] = field(default_factory=list)
     lmtp: LmtpConfig = field(default_factory=LmtpConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    cli: CliConfig = field(default_factory=CliConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     # [workflows.NAME] tables, checked by routing.workflow (presets merged in by bootstrap)
     workflows: dict[str, Any] = field(default_factory=dict)
     # [groups] NAME = "owner@agency.example", or [groups.NAME] owner = "…", key = "web"
@@ -263,7 +269,8 @@ def _check_cross_field(cfg: Config, path: Path) -> None:
     if len(names) != len(set(names)):
         raise ConfigError(f"{path}: [imap] name: expected a different name for each mailbox")
     _check_groups(path, cfg.groups)
-    from routing.workflow import WorkflowError, build_workflows
+    from routing.workflow import WorkflowError
+    from routing.workflow_config import build_workflows
     try:
         build_workflows(cfg.workflows)
     except WorkflowError as exc:

@@ -110,6 +110,25 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class ServerConfig:
+    # this instance's name in `mailgate trace` and `jobs list`; empty = host:pid
+    instance: str = field(default="", metadata=_meta("instance name; empty = host:pid"))
+
+
+def _days(v: int) -> str | None:
+    return None if v >= 0 else "a whole number of days, 0 (off) or more"
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    # 0 = keep for ever. raw: the bytes of processed mail (the parsed messages stay);
+    # spam: mail marked spam and quarantined mail an admin dropped; outbox: sent mail
+    raw_after_days: int = field(default=0, metadata=_meta("", _days))
+    spam_after_days: int = field(default=0, metadata=_meta("", _days))
+    outbox_after_days: int = field(default=0, metadata=_meta("", _days))
+
+
+@dataclass(frozen=True)
 class RetiredSecret:
     secret: str = ""
     secret_file: str = ""
@@ -145,6 +164,15 @@ class MailConfig:
     trusted_authserv_id: str = ""
     # Without a trusted MTA: check DKIM ourselves (DNS lookups) before running commands.
     verify_dkim: bool = False
+    # To/Cc addresses of a customer's mail that join the ticket: "all", "same-domain"
+    # (the customer's own domain) or "none"; never our own addresses or agents
+    participants: str = field(default="same-domain",
+                              metadata=_meta("", _one_of("all", "same-domain", "none")))
+    # a customer's overview (/list): the requests closed within this many days show
+    # beside the open ones; ack_lists_open closes an acknowledgement with the sender's
+    # other open requests
+    overview_closed_days: int = field(default=30, metadata=_meta("", _non_negative))
+    ack_lists_open: bool = True
 
 
 @dataclass(frozen=True)
@@ -171,6 +199,8 @@ class OutboundConfig:
     retry_max_seconds: float = field(default=3600.0, metadata=_meta("", _positive))
     give_up_after_hours: float = field(default=120.0, metadata=_meta("", _positive))
     batch_size: int = field(default=50, metadata=_meta("", _positive))
+    # a batch claimed by an instance that died is sent by another after this long
+    lease_seconds: float = field(default=300.0, metadata=_meta("", _positive))
     # sent mail keeps its bytes this long (to look at, or to resend); then only the row
     keep_sent_days: float = field(default=7.0, metadata=_meta("", _non_negative))
 
@@ -228,3 +258,14 @@ class LogConfig:
     format: str = field(default="console", metadata=_meta("", _one_of("console", "json")))
     level: str = field(default="info",
                        metadata=_meta("", _one_of("debug", "info", "warning", "error")))
+
+
+def _agent_or_empty(v: str) -> str | None:
+    return None if not v else check_email(v)
+
+
+@dataclass(frozen=True)
+class CliConfig:
+    # the agent `ticket reply|note|set|new|log|merge` act as when --as is not given
+    agent: str = field(default="", metadata=_meta("acting agent's address; empty = --as "
+                                                  "is required", _agent_or_empty))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 NOTIFY_EVENTS = ("new_ticket", "customer_reply", "assigned", "status_change", "file_uploaded",
-                 "reminder")
+                 "reminder", "agent_replied", "change_request")
 
 
 @dataclass(frozen=True)

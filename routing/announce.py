@@ -7,11 +7,17 @@ Pure: the ticket's context and the site are passed in; nothing is rendered here.
 
 from __future__ import annotations
 
+import dataclasses
+
 from routing.actors import Actor, AgentInfo, Person
 from routing.addresses import is_valid_address
+from routing.change_requests import EVENT as CHANGE_REQUEST
+from routing.change_requests import is_change_request
 from routing.context import Site, TicketContext, TicketState, field_changes, show_value
 from routing.effects import Audience, Booking, Change, LogEvent, MailIntent, MailKind
+from routing.every_change import one_mail_per_customer, told_changes
 from routing.quota import crossed, show_minutes
+from routing.turn_mails import merge_assigned, whose_turn
 
 
 def ticket_agents(state: TicketState, site: Site) -> tuple[AgentInfo, ...]:
@@ -40,6 +46,18 @@ def tell_agents(state: TicketState, site: Site, *, events: tuple[str, ...],
                         customer=customer)
                  for a in ticket_agents(state, site)
                  if a.email not in exclude and any(a.wants(e) for e in events))
+
+
+def tell_colleagues(state: TicketState, site: Site, writer: Person, *, text: str,
+                    from_name: str = "", customer: Person | None = None,
+                    ) -> tuple[MailIntent, ...]:
+    """The ticket's other agents who chose `agent_replied`: `writer` answered the
+    customer, and with what, so two agents do not answer the same customer twice."""
+    return tuple(dataclasses.replace(
+        notify(a, "notify_agent_replied", f"{writer.email} answered the customer",
+               text=text, from_name=from_name, customer=customer), agent=writer)
+        for a in ticket_agents(state, site)
+        if a.email != writer.email and a.wants("agent_replied"))
 
 
 def change_of(before: TicketState, after: TicketState, actor: Actor, site: Site) -> dict:
@@ -86,10 +104,22 @@ def changes_and_mails(ctx: TicketContext, before: TicketState, after: TicketStat
                                     "new": show_value(after.due)})
                      for c in ctx.customers if c.email != actor.email)
     if after.status != before.status or after.substatus != before.substatus:
+        # whose turn it is now: one mail per agent (it stands in for the status-change and
+        # assignment notes); an asked customer gets the ask instead of the status mail
+        turned, asked = whose_turn(after, ctx.customers, actor.email, site, change,
+                                   ask_customers=tell_customers)
+        told = {m.to.email for m in turned}
+        mails = merge_assigned(mails, turned)
         mails.extend(notify(a, "notify_status_change", "status changed", change=change)
-                     for a in ticket_agents(after, site)
-                     if a.email != actor.email and a.wants("status_change"))
-        mails.extend(_status_mails(ctx, after, actor, site, change, tell_customers))
+                     for a in ticket_agents(after, site) if a.email != actor.email
+                     and a.wants("status_change") and a.email not in told)
+        mails.extend(asked)
+        mails.extend(_status_mails(ctx, after, actor, site, change,
+                                   tell_customers and not asked))
+    # an every-change workflow tells each customer all of it in one mail
+    mails = one_mail_per_customer(mails, ctx.customers, actor.email,
+                                  told_changes(before, after, site), change, tell=tell_customers)
+    mails.extend(change_request_mails(before, after, actor, site))
     return changes, events, tuple(mails)
 
 
@@ -142,3 +172,15 @@ def booked_time(before: TicketState, after: TicketState, actor: Actor, site: Sit
         mails = tuple(notify(a, "notify_quota", f"project {after.project} used {hit}% of "
                              "its contingent", change=change) for a in to)
     return Booking(minutes, actor.email, budget), (event,), mails
+
+
+def change_request_mails(before: TicketState | None, after: TicketState, actor: Actor,
+                         site: Site) -> tuple[MailIntent, ...]:
+    """`notify_change_request` to the ticket's agents who chose the event, when `after`
+    is a change request and `before` (None: the ticket is new) was not one."""
+    if not is_change_request(after.type) or (before is not None
+                                             and is_change_request(before.type)):
+        return ()
+    return tell_agents(after, site, events=(CHANGE_REQUEST,), template="notify_change_request",
+                       reason=f"a change request ({after.type}) by {actor.email}",
+                       exclude=frozenset({actor.email}))

@@ -13,7 +13,7 @@ from functools import cached_property
 
 from routing.actors import Person, Staff
 from routing.quota import Budget
-from routing.workflow import Workflow
+from routing.workflow import Workflow, workflow_named
 
 PRIORITY_NAMES = {1: "low", 2: "normal", 3: "high"}
 
@@ -79,12 +79,15 @@ class World:
     agents: Mapping[str, tuple[str, frozenset[str] | None]] = field(default_factory=dict)
     groups: Mapping[str, str] = field(default_factory=dict)       # group -> owner email
     projects: Mapping[str, str] = field(default_factory=dict)     # slug -> workflow name
+    # canned replies an agent may insert (/template NAME) -> why it cannot be used ("": it can)
+    replies: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, staff: Staff, groups: Mapping[str, str],
-           projects: Mapping[str, str]) -> World:
+           projects: Mapping[str, str], replies: Mapping[str, str] | None = None) -> World:
         return cls({a.email: (a.name, None if a.admin else a.projects)
-                    for a in staff.agents.values()}, dict(groups), dict(projects))
+                    for a in staff.agents.values()}, dict(groups), dict(projects),
+                   dict(replies or {}))
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,11 @@ class ProjectInfo:
     contact_person: str = ""
     invitation_url: str = ""
     signature: str = ""           # "" = the global [mail] signature
+    # workflow roles played by agents here: ((role, (email, ...)), ...) (routing.roles)
+    roles: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def role_map(self) -> dict[str, tuple[str, ...]]:
+        return dict(self.roles)
 
 
 @dataclass(frozen=True)
@@ -113,6 +121,7 @@ class TicketContext:
     last_inbound: str = ""                 # Message-ID of the customer's latest mail
     deleted: bool = False
     updated: dt.datetime | None = None     # the ticket's last activity
+    closed_at: dt.datetime | None = None   # when it was closed (None: open, or unknown)
 
     def evolve(self, **changes) -> TicketContext:
         return replace(self, **changes)
@@ -137,6 +146,8 @@ class Policy:
     groups: Mapping[str, str] = field(default_factory=dict)   # group -> owner address
     group_keys: Mapping[str, str] = field(default_factory=dict)  # plus-address key -> group
     agent_trust: str = "token"               # [trust] agents: "token" | "verified"
+    participants: str = "same-domain"        # [mail] participants: all | same-domain | none
+    replies: Mapping[str, str] = field(default_factory=dict)  # canned replies (see World)
 
 
 @dataclass(frozen=True)
@@ -150,10 +161,10 @@ class Site:
 
     def workflow_of(self, project: str) -> Workflow:
         info = self.projects.get(project)
-        name = info.workflow if info else "support"
-        return self.workflows.get(name) or self.workflows["support"]
+        return workflow_named(self.workflows, info.workflow if info else "support")
 
     @cached_property
     def world(self) -> World:
         return World.of(self.staff, self.policy.groups,
-                        {slug: p.workflow for slug, p in self.projects.items()})
+                        {slug: p.workflow for slug, p in self.projects.items()},
+                        self.policy.replies)

@@ -35,6 +35,8 @@ class MailKind(StrEnum):
     STATUS = "status"             # a customer told of a status change
     STATUS_NOTIFY = "status_notify"   # a group or address a status names
     REMINDER = "reminder"
+    NOTICE = "notice"             # a sender told that their mail changed nothing (follow-up)
+    OVERVIEW = "overview"         # a customer's /list answered: their own requests
 
 
 class Audience(StrEnum):
@@ -69,6 +71,12 @@ class MailIntent:
     forward_files: bool = False             # the stored mail's files go along
     customer: Person | None = None          # whom the mail is about, if not its recipient
     agent: Person | None = None             # the agent who wrote, if not its recipient
+    follows: int = 0                        # the closed ticket a new one follows up
+    # what the customer is told changed, one row per field (routing.every_change)
+    changes: tuple[dict[str, str], ...] = ()
+    # the recipient's own requests (routing.overview): a /list answer, an acknowledgement
+    requests: tuple[dict[str, Any], ...] = ()
+    project: str = ""                       # a mail without a ticket: the project it speaks for
 
     @property
     def automatic(self) -> bool:
@@ -115,6 +123,17 @@ class OpenTicket:
     status: str
     requester: Person
     link_contact: bool = False    # the sender becomes a contact of the project
+    follows: int | None = None    # the closed ticket it follows up (linked both ways)
+
+
+@dataclass(frozen=True)
+class OnBehalf:
+    """A ticket an agent opened by forwarding a customer's mail: the stored message is
+    credited to the customer, and what the agent wrote above it is an internal note."""
+
+    customer: Person
+    agent: Person
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -151,3 +170,7 @@ class Effects:
     bounce: Bounce | None = None
     booking: Booking | None = None
     disposition: dict[str, Any] = field(default_factory=dict)
+    behalf: OnBehalf | None = None          # an agent's forward on behalf of a customer
+    # canned replies (names) the handler renders above the stored text and above the
+    # text of the mails that carry it, before anything is applied
+    canned: tuple[str, ...] = ()

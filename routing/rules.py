@@ -180,9 +180,11 @@ def rule_subject_tag(facts: MailFacts, d: Directory, now: dt.datetime) -> _Step:
 def _participant_step(name: str, facts: MailFacts, d: Directory, number: int, what: str,
                       purpose: str = "reply") -> _Step:
     view = d.tickets[number]
+    if view.number != number:       # a merged ticket: its mail lands where it went
+        what = f"{what} (merged into #{view.number})"
     if facts.sender in view.participants:
         return _Step(RuleHit(name, True, what),
-                     RouteDecision(Target.TICKET, name, what, ticket=number,
+                     RouteDecision(Target.TICKET, name, what, ticket=view.number,
                                    project=view.project, purpose=purpose))
     reason = f"{what}, but {facts.sender} is not a participant of ticket #{number}"
     return _Step(RuleHit(name, False, reason), _unassigned(name, reason, ticket=number))

@@ -18,7 +18,9 @@ from sqlmodel import SQLModel
 from store import models  # noqa: F401  (registers the tables)
 from store.db import Database, classify_error
 from store.desk import create_desk_index
+from store.search import create_search_keys
 from store.search_index import create_search_index
+from store.trace import create_trace_index
 
 _LOCK_ID = 0x6D61696C67617465  # "mailgate"
 
@@ -129,6 +131,80 @@ def _search_and_done_marks(conn: Connection) -> None:
 STEPS.append(Step(len(STEPS) + 2, "full-text search over messages, attachment names and "
                                   "log entries; messages ticked off as done",
                   _search_and_done_marks))
+
+
+def _trace_jobs_and_imports(conn: Connection) -> None:
+    _add_columns("inbound", [("instance", "''")])(conn)
+    _add_columns("event", [("inbound_id", "NULL")])(conn)
+    _add_columns("outbox", [("inbound_id", "NULL"), ("relay_reply", "''")])(conn)
+    create_trace_index(conn)
+    for table in ("job_runs", "imported_export"):
+        SQLModel.metadata.tables[table].create(conn, checkfirst=True)
+
+
+STEPS.append(Step(len(STEPS) + 2, "which instance took a mail in; outbox mails and log "
+                                  "entries linked to the mail that caused them; last run "
+                                  "of each timed job; imports done", _trace_jobs_and_imports))
+
+
+def _project_roles(conn: Connection) -> None:
+    SQLModel.metadata.tables["project_role"].create(conn, checkfirst=True)
+
+
+STEPS.append(Step(len(STEPS) + 2, "workflow roles mapped to agents per project",
+                  _project_roles))
+
+
+def _guard_index_and_search_once(conn: Connection) -> None:
+    have = {i["name"] for i in inspect(conn).get_indexes("outbox")}
+    for index in SQLModel.metadata.tables["outbox"].indexes:
+        if index.name not in have:
+            index.create(conn)
+    # the triggers now index each text once; rows already indexed keep their entries
+    create_search_index(conn, backfill=False)
+
+
+STEPS.append(Step(len(STEPS) + 2, "the agent notification counts indexed; the search "
+                                  "index fed each text once", _guard_index_and_search_once))
+
+
+def _merged_tickets(conn: Connection) -> None:
+    _add_columns("ticket", [("merged_into_id", "NULL")])(conn)
+
+
+STEPS.append(Step(len(STEPS) + 2, "tickets merged into another (`ticket merge`)",
+                  _merged_tickets))
+
+
+def _ticket_links(conn: Connection) -> None:
+    SQLModel.metadata.tables["ticket_link"].create(conn, checkfirst=True)
+
+
+STEPS.append(Step(len(STEPS) + 2, "links between tickets (a follow-up to a closed ticket)",
+                  _ticket_links))
+
+
+def _agent_replied_on(conn: Connection) -> None:
+    # a colleague's answer is a new notification; agents get it until they turn it off
+    conn.execute(text("UPDATE agent SET notify = CASE WHEN notify = '' THEN 'agent_replied' "
+                      "ELSE notify || ',agent_replied' END "
+                      "WHERE notify NOT LIKE '%agent_replied%'"))
+
+
+STEPS.append(Step(len(STEPS) + 2, "agents are told when a colleague answers their ticket "
+                                  "(agent_replied)", _agent_replied_on))
+
+
+def _thread_roots(conn: Connection) -> None:
+    SQLModel.metadata.tables["thread_root"].create(conn, checkfirst=True)
+
+
+STEPS.append(Step(len(STEPS) + 2, "one ticket per conversation across instances (thread "
+                                  "roots)", _thread_roots))
+
+STEPS.append(Step(len(STEPS) + 2, "narrow key indexes that search filters read (SQLite)",
+                  create_search_keys))
+
 SCHEMA_VERSION = 1 + len(STEPS)
 
 
@@ -187,5 +263,8 @@ def _create_fresh(conn: Connection) -> None:
     SQLModel.metadata.create_all(conn)
     create_search_index(conn, backfill=False)     # triggers and FTS tables are not models
     create_desk_index(conn)                        # a partial index is not in the model
+    create_search_keys(conn)
+    create_trace_index(conn)
     conn.execute(text("INSERT INTO schema_version (id, version) VALUES (1, :v)"),
                  {"v": SCHEMA_VERSION})
+

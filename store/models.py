@@ -126,7 +126,8 @@ class Agent(SQLModel, table=True):
     active: bool = True
     created_at: dt.datetime = _ts(default_factory=utcnow)
     # events that mail this agent (schema v2), comma-separated; see mailgate.notify
-    notify: str = Field(default="new_ticket,customer_reply,assigned,reminder", max_length=200)
+    notify: str = Field(default="new_ticket,customer_reply,assigned,reminder,agent_replied",
+                        max_length=200)
 
 
 class AgentProject(SQLModel, table=True):
@@ -161,6 +162,9 @@ class Ticket(SQLModel, table=True):
     owner_id: int | None = Field(default=None, foreign_key="agent.id")
     offer_state: str = Field(default="", max_length=20)     # "" | sent | accepted | declined
     offer_minutes: int = 0
+    # `ticket merge N --into M`: N's mail, people and log moved to M, and mail that still
+    # names N (its reply tokens, its [#N] tag) lands in M
+    merged_into_id: int | None = Field(default=None)
 
 
 class TicketContact(SQLModel, table=True):
@@ -196,6 +200,8 @@ class Inbound(SQLModel, table=True):
     lease_until: dt.datetime | None = _ts(default=None)
     processed_at: dt.datetime | None = _ts(default=None)
     ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
+    # which mailgate took it in ([server] instance, else host:pid): `mailgate trace`
+    instance: str = Field(default="", max_length=200)
 
 
 class Message(SQLModel, table=True):
@@ -263,6 +269,8 @@ class Event(SQLModel, table=True):
     new: str = ""
     status: str = Field(default="", max_length=60)
     detail: str = ""
+    # the incoming mail that caused it (none for timers and the CLI): `mailgate trace`
+    inbound_id: int | None = Field(default=None)
 
 
 class Outbox(SQLModel, table=True):
@@ -272,6 +280,9 @@ class Outbox(SQLModel, table=True):
     __table_args__ = (Index("ix_outbox_state_next", "state", "next_attempt_at"),
                       Index("ix_outbox_message_id", "message_id"),
                       Index("ix_outbox_rcpt_created", "rcpt", "created_at"),
+                      # the agent guard counts (agent, ticket, window): rcpt_created alone
+                      # walks every notification an agent got in the window
+                      Index("ix_outbox_rcpt_ticket", "rcpt", "ticket_id", "created_at"),
                       Index("ix_outbox_mail_from", "mail_from"))
     id: int | None = Field(default=None, primary_key=True)
     created_at: dt.datetime = _ts(default_factory=utcnow)
@@ -294,6 +305,13 @@ class Outbox(SQLModel, table=True):
     payload: dict | None = Field(default=None, sa_type=JSON)
     reason: str = ""                                 # why this mail (or why it was dropped)
     audience: str = Field(default="", max_length=20)  # customer | agent | other
+    # the incoming mail that caused it (none for timers and the CLI); no foreign key:
+    # retention may delete the incoming row of spam while the mail sent stays. Its
+    # index is made by `store.trace.create_trace_index` (a step before it makes the
+    # model's outbox indexes and ran before this column existed)
+    inbound_id: int | None = Field(default=None)
+    # what the relay answered the last attempt (its 250 line once sent): `mailgate trace`
+    relay_reply: str = Field(default="", max_length=500)
 
 
 class Suppression(SQLModel, table=True):
@@ -330,3 +348,60 @@ class TimeBooking(SQLModel, table=True):
     budget: str = Field(default="project", max_length=20)   # project | offer
     actor: str = Field(default="", max_length=254)
     at: dt.datetime = _ts(default_factory=utcnow)
+
+
+class JobRun(SQLModel, table=True):
+    """The last run of each timed job, whichever instance ran it (`mailgate jobs list`)."""
+
+    __tablename__ = "job_runs"
+    name: str = Field(primary_key=True, max_length=100)
+    instance: str = Field(default="", max_length=200)
+    started: dt.datetime = _ts()
+    finished: dt.datetime | None = _ts(default=None)
+    error: str = ""
+    next_run: dt.datetime | None = _ts(default=None)
+    detail: str = ""                 # what the run did, when it says (e.g. retention counts)
+
+
+class ImportedExport(SQLModel, table=True):
+    """An export read in by `mailgate import`, so the same one is not imported twice."""
+
+    __tablename__ = "imported_export"
+    export_id: str = Field(primary_key=True, max_length=64)
+    imported_at: dt.datetime = _ts(default_factory=utcnow)
+    source: str = ""
+    tickets: str = ""                # "old->new" numbers, comma-separated
+
+
+class ProjectRole(SQLModel, table=True):
+    """Which agents play a workflow role (digital_coach, owner, ...) in a project: they
+    are told when a ticket enters a status in which that role acts (`routing.roles`)."""
+
+    __tablename__ = "project_role"
+    project_id: int = Field(foreign_key="project.id", primary_key=True)
+    role: str = Field(primary_key=True, max_length=60)
+    agent_id: int = Field(foreign_key="agent.id", primary_key=True, index=True)
+
+
+class TicketLink(SQLModel, table=True):
+    """A link between two tickets, stored from each side (`ticket show` of both shows
+    it): a follow-up to a closed ticket opened as a new ticket (kind `follows` on the
+    new one, `followed-by` on the old one)."""
+
+    __tablename__ = "ticket_link"
+    ticket_id: int = Field(foreign_key="ticket.id", primary_key=True)
+    other_id: int = Field(foreign_key="ticket.id", primary_key=True, index=True)
+    kind: str = Field(primary_key=True, max_length=20)
+    created_at: dt.datetime = _ts(default_factory=utcnow)
+
+
+class ThreadRoot(SQLModel, table=True):
+    """The ticket each conversation opened: its root Message-ID (the oldest one a mail
+    cites, else its own) is unique, so two instances that each take a mail of one new
+    thread at the same moment cannot both open a ticket for it; the one that loses the
+    race finds the winner's ticket when it decides again."""
+
+    __tablename__ = "thread_root"
+    root: str = Field(primary_key=True, max_length=998)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    created_at: dt.datetime = _ts(default_factory=utcnow)

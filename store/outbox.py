@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, case, delete, func, or_, text, update
 from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
+from store import later
 from store.models import Outbox, OutboxState, Suppression
 
 _COUNTED = (OutboxState.PENDING, OutboxState.SENDING, OutboxState.SENT, OutboxState.FAILED,
@@ -25,17 +26,17 @@ _OUTBOX = Outbox.__table__
 _RECORD = (update(_OUTBOX).where(_OUTBOX.c.id == bindparam("b_id"))
            .values({c: bindparam(f"b_{c}") for c in (
                "attempts", "lease_until", "last_error", "state", "sent_at", "next_attempt_at",
-               "raw", "subject")}))
+               "raw", "subject", "relay_reply")}))
 
 
 def insert_mails(*, session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        session.connection().execute(_OUTBOX.insert(), list(rows))
+    """Queue mails (held until the commit when the unit holds inserts: `store.later`)."""
+    later.insert(session, _OUTBOX, rows)
 
 
 def record_attempts(*, session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Write back delivery attempts: dicts with id, attempts, lease_until, last_error,
-    state, sent_at, next_attempt_at, raw, subject (one statement for all)."""
+    state, sent_at, next_attempt_at, raw, subject, relay_reply (one statement for all)."""
     if rows:
         session.connection().execute(_RECORD, [{f"b_{k}": v for k, v in r.items()}
                                                for r in rows])

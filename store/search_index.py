@@ -13,17 +13,25 @@ from sqlalchemy import Connection
 from store.search import EVENT_TSV, PG_CONFIGS
 
 _TOKENIZE = "tokenize = \"unicode61 remove_diacritics 2\""
+# Each text is tokenized once: `text` (what the author newly wrote) is part of
+# `full_text`, so the quoted column gets the whole body without it. replace() with an
+# empty `text` returns the body unchanged (both engines), and if `text` is not found
+# verbatim the whole body is indexed, as before: every word of the mail stays findable.
+_QUOTED = "replace(new.full_text, new.text, '')"
 
 _SQLITE = [
     f"CREATE VIRTUAL TABLE IF NOT EXISTS message_fts USING fts5(subject, body, quoted, files, "
     f"{_TOKENIZE})",
     f"CREATE VIRTUAL TABLE IF NOT EXISTS event_fts USING fts5(detail, {_TOKENIZE})",
-    "CREATE TRIGGER IF NOT EXISTS message_fts_insert AFTER INSERT ON message BEGIN "
+    # dropped first so that an upgrade replaces the triggers of an older version
+    "DROP TRIGGER IF EXISTS message_fts_insert",
+    "DROP TRIGGER IF EXISTS message_fts_update",
+    "CREATE TRIGGER message_fts_insert AFTER INSERT ON message BEGIN "
     "INSERT INTO message_fts (rowid, subject, body, quoted, files) "
-    "VALUES (new.id, new.subject, new.text, new.full_text, ''); END",
-    "CREATE TRIGGER IF NOT EXISTS message_fts_update AFTER UPDATE OF subject, text, full_text "
+    f"VALUES (new.id, new.subject, new.text, {_QUOTED}, ''); END",
+    "CREATE TRIGGER message_fts_update AFTER UPDATE OF subject, text, full_text "
     "ON message BEGIN UPDATE message_fts SET subject = new.subject, body = new.text, "
-    "quoted = new.full_text WHERE rowid = new.id; END",
+    f"quoted = {_QUOTED} WHERE rowid = new.id; END",
     "CREATE TRIGGER IF NOT EXISTS message_fts_delete AFTER DELETE ON message BEGIN "
     "DELETE FROM message_fts WHERE rowid = old.id; END",
     "CREATE TRIGGER IF NOT EXISTS attachment_fts_insert AFTER INSERT ON attachment BEGIN "
@@ -37,8 +45,8 @@ _SQLITE = [
 ]
 _SQLITE_BACKFILL = [
     "INSERT INTO message_fts (rowid, subject, body, quoted, files) SELECT m.id, m.subject, "
-    "m.text, m.full_text, coalesce((SELECT group_concat(a.filename, ' ') FROM attachment a "
-    "WHERE a.message_row_id = m.id), '') FROM message m",
+    "m.text, replace(m.full_text, m.text, ''), coalesce((SELECT group_concat(a.filename, ' ') "
+    "FROM attachment a WHERE a.message_row_id = m.id), '') FROM message m",
     "INSERT INTO event_fts (rowid, detail) SELECT id, detail FROM event WHERE detail != ''",
 ]
 
@@ -46,7 +54,8 @@ _SQLITE_BACKFILL = [
 # tsvector has a size limit and the first 200,000 characters carry what people look for
 _PG_TSV = ("setweight(to_tsvector(cfg, coalesce(m_subject, '')), 'A') || "
            "setweight(to_tsvector(cfg, left(coalesce(m_text, ''), 200000)), 'B') || "
-           "setweight(to_tsvector(cfg, left(coalesce(m_full, ''), 200000)), 'D') || "
+           "setweight(to_tsvector(cfg, left(replace(coalesce(m_full, ''), coalesce(m_text, ''), "
+           "''), 200000)), 'D') || "
            "setweight(to_tsvector(cfg, mailgate_file_words(coalesce(m_files, ''))), 'B')")
 _PG = [
     "CREATE TABLE IF NOT EXISTS message_search (message_id integer PRIMARY KEY "

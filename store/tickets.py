@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, or_, update
 from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
+from store import later
 from store.db import large_blob, write_blob
 from store.models import (
     Attachment,
@@ -25,6 +26,7 @@ from store.models import (
     ThreadRef,
     Ticket,
     TicketContact,
+    utcnow,
 )
 
 # --- lookups for a batch of mail --------------------------------------------------------
@@ -143,6 +145,12 @@ def insert_rows(*, session: Session, model, rows: Sequence[dict[str, Any]]) -> N
         session.connection().execute(model.__table__.insert(), list(rows))
 
 
+def insert_later(*, session: Session, model, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert rows nothing reads back in this transaction: held until it commits when
+    the unit holds inserts (`store.later`), else at once."""
+    later.insert(session, model.__table__, rows)
+
+
 _ATTACHMENTS = Attachment.__table__
 _INSERT_ATTACHMENT = _ATTACHMENTS.insert().returning(_ATTACHMENTS.c.id)
 
@@ -183,8 +191,9 @@ def remove_ticket_contacts(*, session: Session, ticket_id: int, emails: Iterable
 
 def add_thread_ref(*, session: Session, msgid: str, ticket_id: int) -> None:
     if msgid:
-        insert_rows(session=session, model=ThreadRef, rows=[{"msgid": msgid,
-                                                             "ticket_id": ticket_id}])
+        # every column given, as the outbox's references are: one run of held rows
+        insert_later(session=session, model=ThreadRef, rows=[{
+            "msgid": msgid, "ticket_id": ticket_id, "created_at": utcnow()}])
 
 
 # --- reading for people (CLI) ---------------------------------------------------------------
@@ -318,3 +327,11 @@ def project_tickets(*, session: Session, project_id: int) -> list[Ticket]:
     return list(session.exec(select(Ticket).where(Ticket.project_id == project_id,
                                                   Ticket.deleted_at.is_(None))
                              .order_by(Ticket.id)))
+
+
+def inline_files(*, session: Session, message_id: int) -> list[tuple[int, str, str]]:
+    """(id, file name, Content-ID) of a message's attachments that have a Content-ID."""
+    return [tuple(r) for r in session.exec(
+        select(Attachment.id, Attachment.filename, Attachment.content_id)
+        .where(Attachment.message_row_id == message_id, Attachment.content_id != "")
+        .order_by(Attachment.id))]

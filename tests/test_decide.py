@@ -13,7 +13,7 @@ from routing.guards import GuardFacts
 from routing.loops import AutoClass
 from routing.rules import MailFacts, RouteDecision, Rule, Target
 from routing.trust import Verdict
-from routing.workflow import build_workflows
+from routing.workflow_config import build_workflows
 
 WORKFLOWS = build_workflows({})
 ANNA = AgentInfo("anna@example.com", "Anna Agent", projects=frozenset({"acme", "web", "two"}),

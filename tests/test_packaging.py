@@ -45,7 +45,7 @@ def test_pyproject_lists_every_package_and_ships_templates_inside_mailgate():
     setuptools = PYPROJECT["tool"]["setuptools"]
     assert set(setuptools["packages"]) == source_packages() | {"mailgate.templates"}
     assert setuptools["package-dir"] == {"mailgate.templates": "templates"}
-    assert setuptools["package-data"]["mailgate.templates"] == ["*.j2"]
+    assert setuptools["package-data"]["mailgate.templates"] == ["*.j2", "replies/*.j2"]
 
 
 def test_templates_load_from_a_zipped_install(tmp_path):
@@ -53,8 +53,8 @@ def test_templates_load_from_a_zipped_install(tmp_path):
     they are read through importlib.resources' Traversable."""
     archive = tmp_path / "site.zip"
     with zipfile.ZipFile(archive, "w") as zf:
-        for j2 in (ROOT / "templates").glob("*.j2"):
-            zf.write(j2, f"mailgate/templates/{j2.name}")
+        for j2 in (ROOT / "templates").rglob("*.j2"):
+            zf.write(j2, f"mailgate/templates/{j2.relative_to(ROOT / 'templates').as_posix()}")
     root = zipfile.Path(archive, "mailgate/templates/")
     from_zip = Templates(shipped=root)
     from_folder = Templates(shipped=ROOT / "templates")
@@ -62,6 +62,10 @@ def test_templates_load_from_a_zipped_install(tmp_path):
     assert from_zip.source_of("ack").endswith("site.zip/mailgate/templates/ack.txt.j2")
     assert check_templates(from_zip) == []          # each one renders through the zip
     assert from_zip.render("ack", SAMPLE_VARS) == from_folder.render("ack", SAMPLE_VARS)
+    # the canned replies live in a subfolder, read through the zip as well
+    assert from_zip.names("replies") == from_folder.names("replies") != []
+    assert from_zip.render("replies/need-login", SAMPLE_VARS, "de") == \
+        from_folder.render("replies/need-login", SAMPLE_VARS, "de")
 
 
 # --- a wheel in a fresh venv ---------------------------------------------------------------
@@ -113,6 +117,8 @@ def test_the_wheel_holds_the_code_and_templates_and_no_top_level_templates(insta
             assert (folder / module.name).is_file(), f"{package}/{module.name} not shipped"
     shipped = {p.name for p in (site / "mailgate" / "templates").glob("*.j2")}
     assert shipped == {p.name for p in (ROOT / "templates").glob("*.j2")}
+    replies = {p.name for p in (site / "mailgate" / "templates" / "replies").glob("*.j2")}
+    assert replies == {p.name for p in (ROOT / "templates" / "replies").glob("*.j2")}
     assert not (site / "templates").exists(), "a generic top-level package in site-packages"
 
 
@@ -141,6 +147,9 @@ def test_a_wheel_in_a_fresh_venv_serves_mail(installed, tmp_path, relay):
         "log": {"level": "warning"}}))
     listed = run(installed, outside, "template", "list")
     assert listed.returncode == 0 and "ack" in listed.stdout, listed.stdout + listed.stderr
+    canned = run(installed, outside, "template", "list", "--replies")
+    assert "/mailgate/templates/replies/thanks-received.txt.j2" in canned.stdout, \
+        canned.stdout + canned.stderr
     assert f"{installed}/lib/" in listed.stdout and "/mailgate/templates/ack.txt.j2" in \
         listed.stdout
     checked = run(installed, outside, "check-config")

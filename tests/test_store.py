@@ -59,7 +59,8 @@ def test_a_version_1_database_is_upgraded_and_keeps_its_data(db):
     assert (ticket.subject, ticket.status, ticket.priority) == ("Old ticket", "open", 3)
     assert (ticket.substatus, ticket.group_name, ticket.due_date, ticket.urgent) == (
         "", "", None, False)
-    assert agent.notify == "new_ticket,customer_reply,assigned,reminder"  # v4 turned it on
+    # v4 turned reminders on, a later step a colleague's answer (agent_replied)
+    assert agent.notify == "new_ticket,customer_reply,assigned,reminder,agent_replied"
     # the upgraded schema takes the new fields
     with db.unit() as s:
         t = s.get(Ticket, ticket.id)

@@ -19,7 +19,7 @@ import resource
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mailgate.mail.mimecheck import Limits, ParseCrashed, ParseRejected
 from mailgate.mail.parsing import ParsedMail, parse_mail
@@ -71,6 +71,7 @@ def _worker_main(conn, limits: Limits, memory_mb: int) -> None:
             return
         try:
             result = ("ok", parse_mail(raw, limits))
+            del raw          # the parsed mail is all that is sent back
         except ParseRejected as exc:
             result = ("rejected", str(exc))
         except RecursionError:
@@ -80,9 +81,32 @@ def _worker_main(conn, limits: Limits, memory_mb: int) -> None:
         except Exception as exc:
             result = ("crashed", f"{type(exc).__name__}: {exc}")
         try:
-            conn.send(result)
+            _send_result(conn, *result)
         except (OSError, ValueError, MemoryError) as exc:
-            conn.send(("crashed", f"could not return the parsed mail: {exc}"))
+            conn.send(("crashed", f"could not return the parsed mail: {exc}", ()))
+        del result
+
+
+def _send_result(conn, status: str, value) -> None:
+    """The outcome, and a parsed mail's file contents as byte messages of their own after
+    it: never pickled, so neither process holds a second copy of a large file."""
+    if status != "ok" or not value.attachments:
+        conn.send((status, value, ()))
+        return
+    files = [a.data for a in value.attachments]
+    bare = replace(value, attachments=tuple(replace(a, data=b"") for a in value.attachments))
+    conn.send((status, bare, tuple(len(d) for d in files)))
+    for data in files:
+        conn.send_bytes(data)
+
+
+def _receive_result(conn) -> tuple[str, object]:
+    status, value, sizes = conn.recv()
+    if sizes:
+        files = [conn.recv_bytes() for _ in sizes]
+        value = replace(value, attachments=tuple(
+            replace(a, data=d) for a, d in zip(value.attachments, files, strict=True)))
+    return status, value
 
 
 @dataclass
@@ -137,7 +161,7 @@ class ParsePool:
             if not worker.conn.poll(self.timeout):
                 raise ParseRejected(f"parsing took longer than {self.timeout:g} s "
                                     "([processing] parse_timeout_seconds)")
-            status, value = worker.conn.recv()
+            status, value = _receive_result(worker.conn)
             healthy = True
         except (EOFError, OSError) as exc:
             code = worker.process.exitcode

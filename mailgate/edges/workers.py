@@ -20,6 +20,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from mailgate import faults
 from mailgate.bootstrap import App, build_app
@@ -82,19 +83,36 @@ class Loops:
         event.clear()
 
     def _process_loop(self) -> None:
+        """Claim a batch and have it read and parsed (in a thread of its own, by the
+        parse workers) while the batch before it is decided and applied; on stop, the
+        batch in hand is applied before the loop ends."""
         poll = self.app.config.processing.poll_seconds
-        while not self._stop.is_set():
-            try:
-                ids = self.ingest.claim()
-                results = self.ingest.run(ids) if ids else []
-            except Exception as exc:   # never let one bad batch stop the loop
-                self.app.log.exception("processing loop failed", error=str(exc)[:300])
-                ids, results = [], []
-                self._stop.wait(1.0)
-            if any(r.queued for r in results):
-                self.on_queued()
-            if not ids:
-                self._wait(self._process, poll)
+        ahead = ThreadPoolExecutor(1, thread_name_prefix="mailgate-prepare")
+        current: Future | None = None
+        try:
+            while current is not None or not self._stop.is_set():
+                upcoming, results = None, []
+                try:
+                    ids = [] if self._stop.is_set() else self.ingest.claim()
+                    upcoming = ahead.submit(self.ingest.prepare, ids) if ids else None
+                except Exception as exc:   # the batch in hand is applied all the same
+                    self._failed(exc)
+                try:
+                    if current is not None:
+                        results = self.ingest.apply(current.result())
+                except Exception as exc:   # never let one bad batch stop the loop
+                    self._failed(exc)      # its rows come again when their lease runs out
+                current = upcoming
+                if any(r.queued for r in results):
+                    self.on_queued()
+                if current is None:
+                    self._wait(self._process, poll)
+        finally:
+            ahead.shutdown(wait=True)
+
+    def _failed(self, exc: Exception) -> None:
+        self.app.log.exception("processing loop failed", error=str(exc)[:300])
+        self._stop.wait(1.0)
 
     def _send_loop(self) -> None:
         while not self._stop.is_set():
@@ -144,7 +162,10 @@ class WorkerProcess:
     def __init__(self, app: App) -> None:
         self.app = app
         self._ctx = mp.get_context("forkserver")
-        # the fork server imports the worker's code once; each start is then a fork
+        # the fork server imports the worker's code once; each start is then a fork.
+        # An empty preload would save ~50 MB of RSS, but with it the pipe-ingest tests on
+        # SQLite saw a worker's commits stay invisible to other processes (not explained
+        # yet): kept until that is understood.
         self._ctx.set_forkserver_preload(["mailgate.edges.workers"])
         self._proc: mp.process.BaseProcess | None = None
         self._conn = None

@@ -18,13 +18,15 @@ from sqlmodel import Session
 
 from mailgate.bootstrap import App
 from mailgate.handlers.gather import Batch
+from mailgate.mail.inline import link_images
 from mailgate.mail.parsing import ParsedMail
 from mailgate.mail.variables import project_vars, ticket_vars
 from routing.actors import Person
 from routing.addresses import plus_address
 from routing.context import Site, TicketContext
 from routing.effects import Audience, Direction, Effects, MailIntent
-from store import outbox, people, quota, tickets
+from routing.threads import thread_root
+from store import links, outbox, people, quota, threads, tickets
 from store.models import Event, OutboxState, ThreadRef
 
 
@@ -68,13 +70,15 @@ def apply_effects(session: Session, app: App, effects: Effects, *, site: Site,
         if effects.message is not None and effects.message.direction is Direction.IN:
             ctx = ctx.evolve(last_inbound=source.mail.message_id)
     status = ctx.state.status if ctx is not None else ""
+    cause = source.inbound_id if source is not None else None    # for `mailgate trace`
     if ticket_id is not None:
-        tickets.insert_rows(session=session, model=Event, rows=[
+        tickets.insert_later(session=session, model=Event, rows=[
             {"ticket_id": ticket_id, "at": now, "actor": e.actor[:254], "kind": e.kind[:40],
-             "old": e.old, "new": e.new, "status": status, "detail": e.detail[:2000]}
+             "old": e.old, "new": e.new, "status": status, "detail": e.detail[:2000],
+             "inbound_id": cause}
             for e in effects.events])
     files = message_row if source is not None and source.mail.attachments else None
-    queued = _queue(session, app, effects, ctx, site, now, files, batch)
+    queued = _queue(session, app, effects, ctx, site, now, files, batch, cause)
     if effects.bounce is not None:
         _bounced(session, effects, now)
     if batch is not None and ctx is not None:
@@ -112,11 +116,37 @@ def _open(session: Session, app: App, effects: Effects, site: Site, now: dt.date
         "requester_id": contact, "created_at": now, "updated_at": now,
         "status_changed_at": now, "group_name": after.group,
         "owner_id": staff.get(after.owner), "assignee_id": staff.get(after.assignee)})
+    if source is not None:      # one ticket per thread, whichever instance is first
+        root = thread_root(source.mail.message_id, source.mail.in_reply_to,
+                           source.mail.references)
+        holder = threads.claim_root(session=session, root=root, ticket_id=number)
+        if holder not in (None, number) and batch is not None \
+                and root not in batch.thread_index:
+            raise threads.ThreadTaken(f"thread <{root}> has ticket #{holder} already")
     tickets.add_ticket_contacts(session=session, ticket_id=number,
                                 contacts=[(contact, "requester")], new=True)
+    # participants from the mail's To/Cc
+    copied = {a: people.contact_row(session=session, email=a) for a in sorted(after.cc)}
+    if copied:
+        tickets.add_ticket_contacts(session=session, ticket_id=number,
+                                    contacts=[(cid, "cc") for cid, _ in copied.values()])
+    if o.follows:
+        _follow_up_link(session, number, o.follows, o.requester.email, now)
     state = dataclasses.replace(effects.after, number=number)
     return TicketContext(state, o.subject, info, site.workflow_of(o.project),
-                         (Person(o.requester.email, name or o.requester.name),), updated=now)
+                         (Person(o.requester.email, name or o.requester.name),
+                          *(Person(a, n) for a, (_, n) in copied.items())),
+                         updated=now)
+
+
+def _follow_up_link(session: Session, new: int, old: int, actor: str,
+                    now: dt.datetime) -> None:
+    """The new ticket follows up closed ticket `old`: linked both ways, and the old
+    ticket's log says where its follow-up went."""
+    links.link_follow_up(session=session, new=new, old=old, now=now)
+    tickets.insert_rows(session=session, model=Event, rows=[{
+        "ticket_id": old, "at": now, "actor": actor[:254], "kind": "follow-up",
+        "new": str(new), "detail": f"a follow-up opened ticket #{new}"}])
 
 
 def _store_message(session: Session, effects: Effects, ticket_id: int | None,
@@ -133,12 +163,16 @@ def _store_message(session: Session, effects: Effects, ticket_id: int | None,
     if source is None:
         return None
     mail = source.mail
+    # an agent's forward on behalf of a customer is credited to the customer
+    author = effects.behalf.customer if effects.behalf is not None else Person(
+        mail.sender.address or "", mail.sender.name)
     row_id = tickets.insert_message(session=session, values={
         "ticket_id": ticket_id, "inbound_id": source.inbound_id, "direction": m.direction,
         "author": m.author, "message_id": mail.message_id,
         "in_reply_to": " ".join(mail.in_reply_to), "references": " ".join(mail.references),
-        "from_addr": mail.sender.address or "", "from_name": mail.sender.name,
-        "to_addrs": list(mail.to), "cc_addrs": list(mail.cc), "subject": mail.subject,
+        "from_addr": author.email, "from_name": author.name,
+        "to_addrs": list(mail.to), "cc_addrs": list(mail.cc),
+        "subject": effects.open.subject if effects.behalf and effects.open else mail.subject,
         "text": m.text, "full_text": mail.text, "html": mail.html,
         "decision": effects.disposition, "defects": list(mail.defects),
         "dedup_key": mail.dedup_key, "created_at": now})
@@ -146,9 +180,35 @@ def _store_message(session: Session, effects: Effects, ticket_id: int | None,
         {"message_row_id": row_id, "filename": a.filename, "content_type": a.content_type,
          "size": a.size, "sha256": a.sha256, "content_id": a.content_id, "data": a.data}
         for a in mail.attachments])
+    if any(a.content_id for a in mail.attachments):
+        _link_inline_images(session, row_id, m.text, mail.text)
     if ticket_id is not None and mail.message_id:
         tickets.add_thread_ref(session=session, msgid=mail.message_id, ticket_id=ticket_id)
+    if effects.behalf is not None and effects.behalf.note.strip():
+        _forwarders_note(session, effects, ticket_id, source, now)
     return row_id
+
+
+def _forwarders_note(session: Session, effects: Effects, ticket_id: int | None,
+                     source: Source, now: dt.datetime) -> None:
+    """What the agent wrote above a forward: an internal note after the customer's text."""
+    b, mail = effects.behalf, source.mail
+    tickets.insert_message(session=session, values={
+        "ticket_id": ticket_id, "inbound_id": source.inbound_id,
+        "direction": Direction.INTERNAL, "author": "agent", "message_id": "",
+        "in_reply_to": "", "references": "", "from_addr": b.agent.email,
+        "from_name": b.agent.name, "to_addrs": list(mail.to), "cc_addrs": list(mail.cc),
+        "subject": mail.subject, "text": b.note, "full_text": b.note, "html": "",
+        "decision": {}, "defects": [], "dedup_key": None, "created_at": now})
+
+
+def _link_inline_images(session: Session, row_id: int, text: str, full_text: str) -> None:
+    """Inline images in the stored text name their attachment ids (mail.inline)."""
+    files = tickets.inline_files(session=session, message_id=row_id)
+    linked = link_images(text, files), link_images(full_text, files)
+    if linked != (text, full_text):
+        tickets.update_message(session=session, message_id=row_id,
+                               values={"text": linked[0], "full_text": linked[1]})
 
 
 def _project_id(session: Session, batch: Batch | None, project: str) -> int:
@@ -169,6 +229,7 @@ def _update_ticket(session: Session, ctx: TicketContext, effects: Effects, site:
             closed = site.workflow_of(after.project).category(after.status) == "closed"
             values.update(status=after.status, status_changed_at=now,
                           closed_at=now if closed else None)
+            ctx = ctx.evolve(closed_at=now if closed else None)
         if after.assignee != before.assignee or after.owner != before.owner:
             ids = people.agent_ids(session=session, emails=[after.assignee, after.owner])
             values.update(assignee_id=ids.get(after.assignee), owner_id=ids.get(after.owner))
@@ -194,7 +255,8 @@ def _update_ticket(session: Session, ctx: TicketContext, effects: Effects, site:
 
 
 def _queue(session: Session, app: App, effects: Effects, ctx: TicketContext | None, site: Site,
-           now: dt.datetime, message_row: int | None, batch: Batch | None) -> int:
+           now: dt.datetime, message_row: int | None, batch: Batch | None,
+           cause: int | None = None) -> int:
     if not effects.mails and not effects.dropped:
         return 0
     number = ctx.number if ctx is not None else None
@@ -209,13 +271,14 @@ def _queue(session: Session, app: App, effects: Effects, ctx: TicketContext | No
             "rcpt": mail.to.email[:254], "message_id": msgid, "subject": "", "raw": b"",
             "automatic": mail.automatic, "state": state, "created_at": now,
             "next_attempt_at": now, "template": mail.template,
-            "payload": _payload(mail, shot, ctx, message_row), "reason": reason[:2000],
-            "audience": mail.audience,
+            "payload": _payload(mail, shot or _no_ticket(app, site, mail.project), ctx,
+                                message_row), "reason": reason[:2000],
+            "audience": mail.audience, "inbound_id": cause,
             "last_error": reason[:2000] if state == OutboxState.DROPPED else ""})
         if number is not None and state == OutboxState.PENDING:
             refs.append({"msgid": msgid, "ticket_id": number, "created_at": now})
     outbox.insert_mails(session=session, rows=rows)
-    tickets.insert_rows(session=session, model=ThreadRef, rows=refs)
+    tickets.insert_later(session=session, model=ThreadRef, rows=refs)
     if batch is not None:
         for mail in effects.mails:
             if mail.automatic:
@@ -227,8 +290,23 @@ def snapshot(app: App, ctx: TicketContext, site: Site) -> dict:
     """The ticket and project as plain data, as a queued mail keeps them."""
     address = plus_address(app.config.mail.support_address, ctx.project.key)
     return {"ticket": ticket_vars(ctx.state, ctx.subject, ctx.workflow,
-                                  site.staff.name_of(ctx.state.assignee)),
+                                  site.staff.name_of(ctx.state.assignee),
+                                  ctx.project.language),
             "project": project_vars(ctx.project, address), "thread": list(ctx.thread)}
+
+
+def _no_ticket(app: App, site: Site, project: str) -> dict:
+    """What a mail about no ticket (a customer's /list answered) keeps: the project it
+    speaks for, else the desk itself in `[mail] language`."""
+    mail = app.config.mail
+    info = site.projects.get(project)
+    if info is not None:
+        return {"ticket": {}, "project": project_vars(
+            info, plus_address(mail.support_address, info.key))}
+    return {"ticket": {}, "project": {
+        "name": mail.support_name, "slug": "", "key": "", "address": mail.support_address,
+        "language": mail.language, "domain": "", "contact_person": "", "invitation_url": "",
+        "signature": ""}}
 
 
 def _payload(mail: MailIntent, snapshot: dict, ctx: TicketContext | None,
@@ -242,7 +320,9 @@ def _payload(mail: MailIntent, snapshot: dict, ctx: TicketContext | None,
             "reminder": mail.reminder, "from_name": mail.from_name, "auto": mail.auto,
             "in_reply_to": mail.in_reply_to or (thread[-1] if thread else ""),
             "references": thread, "note_address": mail.note_address,
-            "files_of": message_row if mail.forward_files else None}
+            "files_of": message_row if mail.forward_files else None,
+            "follows": mail.follows, "changes": list(mail.changes),
+            "requests": list(mail.requests)}
 
 
 def _person(p: Person | None) -> dict | None:

@@ -22,26 +22,44 @@ from routing.actors import AgentInfo, Person, Staff
 from routing.addresses import Recipient, classify_recipient
 from routing.context import Policy, ProjectInfo, Site, TicketContext, TicketState
 from routing.guards import Counts, GuardFacts
+from routing.overview import Request, asks_overview
 from routing.quota import Budget
 from routing.rules import Directory, MailFacts, TicketView, lookups_for
-from store import inbox, outbox, people, quota, settings, tickets
+from routing.threads import thread_root, with_own_id
+from store import (
+    inbox,
+    merge,
+    outbox,
+    people,
+    quota,
+    requests,
+    roles,
+    settings,
+    threads,
+    tickets,
+)
 from store.models import Project, Ticket
 
 
 def load_site(session: Session, app: App) -> Site:
-    """Staff, projects and workflows: three queries."""
+    """Staff, projects (with the roles their agents play) and workflows: three queries
+    and one for the roles."""
     staff = Staff({a.email: AgentInfo(a.email, a.name, a.role == "admin",
                                       None if (a.all_projects or a.role == "admin") else slugs,
                                       frozenset(notified_about(a)))
                    for a, slugs in people.active_agents_with_projects(session=session)})
-    projects = {p.slug: project_info(p) for p in people.projects(session=session)}
+    role_maps = roles.role_maps(session=session)
+    projects = {p.slug: project_info(p, role_maps.get(p.slug))
+                for p in people.projects(session=session)}
     return Site(staff, projects, app.workflows, policy_of(app))
 
 
-def project_info(p: Project) -> ProjectInfo:
+def project_info(p: Project, role_map: dict[str, tuple[str, ...]] | None = None,
+                 ) -> ProjectInfo:
     return ProjectInfo(p.slug, p.name, p.key, p.workflow, language=p.language,
                        domain=p.domain, contact_person=p.contact_person,
-                       invitation_url=p.invitation_url, signature=p.signature)
+                       invitation_url=p.invitation_url, signature=p.signature,
+                       roles=tuple(sorted((role_map or {}).items())))
 
 
 class SiteCache:
@@ -71,14 +89,21 @@ def policy_of(app: App) -> Policy:
                   agent_ticket_window_minutes=mail.agent_ticket_window_minutes,
                   max_forward_bytes=app.config.smtp.max_message_bytes,
                   groups=app.config.group_owners(), group_keys=app.config.group_keys(),
-                  agent_trust=app.config.trust.agents)
+                  agent_trust=app.config.trust.agents, participants=mail.participants,
+                  replies=dict.fromkeys(app.templates.names("replies"), ""))
 
 
 def mail_facts(mail: ParsedMail, rcpt_tos: Sequence[str], app: App) -> MailFacts:
     recipients = tuple(r for r in (classify_recipient(a, app.recipient_rules) for a in rcpt_tos)
                        if isinstance(r, Recipient))
     return MailFacts(sender=mail.sender.address, sender_problem=mail.sender.problem,
-                     recipients=recipients, subject=mail.subject, thread_ids=mail.thread_ids)
+                     recipients=recipients, subject=mail.subject,
+                     thread_ids=with_own_id(mail.thread_ids, mail.message_id))
+
+
+def mail_root(mail: ParsedMail) -> str:
+    """The root Message-ID of the mail's thread (`routing.threads`)."""
+    return thread_root(mail.message_id, mail.in_reply_to, mail.references)
 
 
 @dataclass
@@ -96,6 +121,12 @@ class Batch:
     suppressed: dict[str, dt.datetime] = field(default_factory=dict)
     counts: Counts = field(default_factory=Counts)
     project_ids: dict[str, int] = field(default_factory=dict)
+    # a merged ticket -> the ticket its mail lands in (`ticket merge`)
+    merged: dict[int, int] = field(default_factory=dict)
+    # senders' own requests (routing.overview): for a /list mail, and for the
+    # acknowledgement of a new ticket when [mail] ack_lists_open
+    requests: dict[str, tuple[Request, ...]] = field(default_factory=dict)
+    ack_lists_open: bool = False
 
     def directory(self, app: App, facts: MailFacts, sender_tickets: tuple[int, ...] = ()
                   ) -> Directory:
@@ -103,7 +134,8 @@ class Batch:
         numbers = set(need.ticket_numbers) | {self.thread_index[m] for m in need.thread_ids
                                               if m in self.thread_index}
         return Directory(
-            tickets={n: self.view(n) for n in numbers if n in self.contexts},
+            tickets={n: self.view(n) for n in numbers
+                     if self.merged.get(n, n) in self.contexts},
             thread_index={m: self.thread_index[m] for m in need.thread_ids
                           if m in self.thread_index},
             projects_by_key={k: self.projects_by_key[k] for k in need.project_keys
@@ -114,12 +146,26 @@ class Batch:
             group_keys=self.site.policy.group_keys)
 
     def view(self, number: int) -> TicketView:
-        ctx = self.contexts[number]
+        """The ticket `number` names: for a merged one, the ticket it was merged into."""
+        ctx = self.contexts[self.merged.get(number, number)]
         people_on = {c.email for c in ctx.customers}
         people_on.update(a.email for a in self.site.staff.of_project(ctx.state.project))
         if ctx.state.assignee:
             people_on.add(ctx.state.assignee)
-        return TicketView(number, ctx.state.project, ctx.deleted, frozenset(people_on))
+        return TicketView(ctx.number, ctx.state.project, ctx.deleted, frozenset(people_on))
+
+    def requests_of(self, sender: str | None, text: str) -> tuple[Request, ...]:
+        """What `decide` may show `sender`: their requests for a /list, or for the
+        acknowledgement when the batch lists open ones there."""
+        if not sender or not (self.ack_lists_open or asks_overview(text)):
+            return ()
+        return self.requests.get(sender, ())
+
+    def opened(self, email: str, request: Request) -> None:
+        """A ticket this batch opened joins its requester's requests (a later /list or
+        acknowledgement in the same batch shows it)."""
+        if email in self.requests:
+            self.requests[email] = (request, *self.requests[email])
 
     def guard_facts(self) -> GuardFacts:
         return GuardFacts(self.site.policy, self.own_addresses, self.suppressed, self.counts)
@@ -137,16 +183,40 @@ def gather(session: Session, app: App, mails: Sequence[tuple[ParsedMail, MailFac
         keys.update(need.project_keys)
         if facts.sender:
             senders.add(facts.sender)
+    # several instances: copies of one mail and mails of one new thread take turns here
+    roots = {mail_root(m) for m, _ in mails} - {""}
+    threads.lock_keys(session=session, keys=[f"dedup:{m.dedup_key}" for m, _ in mails]
+                      + [f"root:{r}" for r in roots] + [f"contact:{s}" for s in senders])
     batch.thread_index = tickets.thread_index(session=session, msgids=thread_ids)
+    for root, number in threads.roots(session=session, roots=roots).items():
+        batch.thread_index.setdefault(root, number)
     numbers.update(batch.thread_index.values())
+    batch.merged = merge.merged_targets(session=session, numbers=numbers)
+    numbers = (numbers - batch.merged.keys()) | set(batch.merged.values())
+    threads.lock_tickets(session=session, numbers=numbers)
     batch.contexts = ticket_contexts(session, site, numbers)
     batch.projects_by_key = people.projects_by_key(session=session, keys=keys)
     batch.sender_projects = people.senders_projects(session=session, emails=senders)
     batch.dedup = inbox.existing_dedup(session=session, keys=[m.dedup_key for m, _ in mails])
     batch.sent_ids = outbox.sent_message_ids(session=session,
                                              msgids=[m.message_id for m, _ in mails])
+    load_requests(session, app, batch, mails, now)
     load_guards(session, batch, senders, now)
     return batch
+
+
+def load_requests(session: Session, app: App, batch: Batch,
+                  mails: Sequence[tuple[ParsedMail, MailFacts]], now: dt.datetime) -> None:
+    """The own requests of each sender who asks for them (/list) or whose mail may open a
+    ticket (no reply token, no thread we know): one query for the batch."""
+    cfg = app.config.mail
+    batch.ack_lists_open = cfg.ack_lists_open
+    wanted = {f.sender for m, f in mails if f.sender and (asks_overview(m.text) or (
+        cfg.ack_lists_open and not lookups_for(f).ticket_numbers
+        and not any(i in batch.thread_index for i in f.thread_ids)))}
+    found = requests.requests_of(session=session, emails=wanted, closed_since=now -
+                                 dt.timedelta(days=cfg.overview_closed_days))
+    batch.requests = {e: tuple(Request(*row) for row in rows) for e, rows in found.items()}
 
 
 def for_tickets(session: Session, app: App, numbers, now: dt.datetime) -> Batch:
@@ -164,8 +234,10 @@ def load_guards(session: Session, batch: Batch, senders: set[str], now: dt.datet
     external = senders | {c.email for ctx in batch.contexts.values() for c in ctx.customers}
     batch.suppressed = outbox.suppressed(session=session, addresses=external, now=now)
     outbox.lock_recipients(session=session, addresses=external)
+    # the recipient cap never applies to agents (see routing.guards): their thousands
+    # of notifications a day need not be counted, only those per ticket below
     recent, day = outbox.automatic_counts(
-        session=session, addresses=external,
+        session=session, addresses=external - site.staff.agents.keys(),
         recent_since=now - dt.timedelta(minutes=policy.auto_reply_window_minutes),
         day_since=now - dt.timedelta(days=1))
     agent = outbox.agent_ticket_counts(
@@ -212,4 +284,5 @@ def context_of(t: Ticket, p: Project, site: Site, people_on: list[tuple[str, str
         offer_used=booked[1], quota=budget)
     return TicketContext(state, t.subject, project_info(p),
                          site.workflow_of(p.slug), tuple(Person(e, n) for e, n, _ in people_on),
-                         tuple(thread), last_inbound, t.deleted_at is not None, t.updated_at)
+                         tuple(thread), last_inbound, t.deleted_at is not None, t.updated_at,
+                         closed_at=t.closed_at)

@@ -14,26 +14,32 @@ parked in quarantine, its raw bytes untouched.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from sqlalchemy.exc import IntegrityError
 
 from mailgate import faults
 from mailgate.bootstrap import App
+from mailgate.handlers import canned
 from mailgate.handlers.apply import Source, apply_effects
-from mailgate.handlers.gather import Batch, SiteCache, gather, mail_facts
+from mailgate.handlers.behalf import on_behalf
+from mailgate.handlers.gather import Batch, SiteCache, gather, mail_facts, mail_root
 from mailgate.mail.dkim import dkim_verified
 from mailgate.mail.mimecheck import ParseCrashed, ParseRejected
-from mailgate.mail.parsing import ParsedMail
+from mailgate.mail.parsing import ParsedMail, with_envelope
 from routing.addresses import Recipient, RecipientKind, classify_recipient
 from routing.decide import Incoming, decide
 from routing.effects import Bounce, Effects, LogEvent, Outcome
 from routing.loops import OwnMarks, bounce_status, classify_automatic, is_bounce, own_mail
+from routing.overview import Request
 from routing.rules import MailFacts, Rule, Target, route
 from routing.trust import Verdict, sender_verified
-from store import inbox, outbox, tickets
-from store.db import StoreUnavailable
+from store import inbox, later, outbox, threads, tickets
+from store.db import StoreUnavailable, conflicted
 from store.models import InboundState
 
 HEAD = 300_000
+RACED = "raced another instance: "    # a failure that is tried again within a second
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,14 @@ class Claimed:
     source: str
     attempts: int
     verdict: Verdict | None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A claimed batch read and parsed, not yet decided."""
+
+    rows: list[Claimed]
+    parsed: list           # a ParsedMail, or the ParseRejected / ParseCrashed, per row
 
 
 class _Retry(Exception):
@@ -74,6 +88,9 @@ class Ingest:
         self.max_attempts = cfg.max_attempts
         self.batch_size = cfg.batch_size
         self.lease = dt.timedelta(seconds=cfg.lease_seconds)
+        # the batch claimed last: the loop applies it before the one it claims next, so
+        # its mails hold no sender's newer ones back (`inbox.claim_inbound`)
+        self.in_hand: list[int] = []
         self.dnsfunc = None   # DKIM key lookups: dkimpy's DNS unless a test passes its own
         self.site = SiteCache()
         mail = app.config.mail
@@ -84,27 +101,45 @@ class Ingest:
 
     def claim(self, limit: int | None = None) -> list[int]:
         with self.app.db.unit() as session:
-            return inbox.claim_inbound(session=session, now=self.app.now(), lease=self.lease,
-                                       limit=limit or self.batch_size)
+            ids = inbox.claim_inbound(session=session, now=self.app.now(), lease=self.lease,
+                                      limit=limit or self.batch_size, mine=self.in_hand)
+        self.in_hand = ids
+        return ids
 
     # --- a batch ------------------------------------------------------------------------
 
     def run(self, ids: list[int]) -> list[Result]:
         """Process claimed rows; returns what happened to each."""
+        return self.apply(self.prepare(ids))
+
+    def prepare(self, ids: list[int]) -> Prepared | list[Result]:
+        """Read and parse claimed rows: no write, so the loop runs it for the next batch
+        while this one is applied (the parse workers and the database both busy)."""
         try:
             with self.app.db.unit(write=False) as session:
                 rows = inbox.claimed(session=session, ids=ids)
         except StoreUnavailable as exc:
             return self._release(ids, f"store unavailable: {exc}")
         faults.hit("pipeline.before_parse")
-        parsed = self.parser.parse_many([r.raw for r in rows])
-        good, results, failed = [], [], []
+        # the parser sees only bytes: the envelope (MAIL FROM, --sender, IMAP's
+        # Return-Path) stands in here for a mail that names no sender
+        parsed = [with_envelope(m, r.mail_from) if isinstance(m, ParsedMail) else m
+                  for r, m in zip(rows, self.parser.parse_many([r.raw for r in rows]),
+                                  strict=True)]
         # from here on a row keeps only the head of its bytes (a delivery report's status
         # is near the top): a large mail is not held twice while the batch is applied
         rows = [Claimed(r.id, r.raw[:HEAD], r.rcpt_tos, r.mail_from, r.source, r.attempts,
                         self.verify_sender(r.raw, m) if not isinstance(m, Exception)
                         else None)
                 for r, m in zip(rows, parsed, strict=True)]
+        return Prepared(rows, parsed)
+
+    def apply(self, prepared: Prepared | list[Result]) -> list[Result]:
+        """Decide and apply a prepared batch in one transaction; settle the failures."""
+        if not isinstance(prepared, Prepared):
+            return prepared          # released: the store was unavailable
+        rows, parsed = prepared.rows, prepared.parsed
+        good, results, failed = [], [], []
         for row, mail in zip(rows, parsed, strict=True):
             if isinstance(mail, ParseRejected):
                 results.append(Result(row.id, InboundState.QUARANTINED, f"cannot parse: {mail}"))
@@ -126,7 +161,8 @@ class Ingest:
                 done = retry.committed + done
         except StoreUnavailable as exc:
             return results + self._release([r.id for r, _ in good] +
-                                           [r.id for r, _ in failed], f"store unavailable: {exc}")
+                                           [r.id for r, _ in failed], f"store unavailable: {exc}",
+                                           seconds=1 if conflicted(exc) else 15)
         except Exception as exc:
             self.app.log.exception("processing failed", inbound=[r.id for r, _ in good])
             done, broken = [], [(row, f"{type(exc).__name__}: {exc}") for row, _ in good]
@@ -143,6 +179,11 @@ class Ingest:
         trusts every mail; if one fails, the caller rolls back and runs again `careful`:
         each mail in a savepoint of its own, so only the failing one is set aside."""
         now = self.app.now()
+        if not careful:
+            # events, outbox mails and thread references of the whole batch go in with
+            # one statement per table (written before the commit, so a failing row
+            # still sends the batch down the careful path)
+            later.hold(session)
         facts = [mail_facts(mail, row.rcpt_tos, self.app) for row, mail in good]
         batch = gather(session, self.app, [(m, f) for (_, m), f in zip(good, facts, strict=True)],
                        now, self.site)
@@ -159,6 +200,12 @@ class Ingest:
             except Exception as exc:
                 if not careful:
                     raise _Retry(committed) from exc
+                if isinstance(exc, IntegrityError | threads.ThreadTaken):
+                    # another instance stored this mail or opened its thread's ticket
+                    # just now: decide it again soon, it will see that
+                    self.app.log.info("mail raced another instance", inbound=row.id)
+                    broken.append((row, f"{RACED}{type(exc).__name__}"))
+                    continue
                 self.app.log.exception("processing failed", inbound=row.id)
                 broken.append((row, f"{type(exc).__name__}: {exc}"))
                 continue
@@ -169,16 +216,30 @@ class Ingest:
                 # mail waits to be accepted: commit what is decided and let it in first
                 inbox.finish(session=session, rows=finished, now=now)
                 finished = []
+                self._flush_held(session, committed)
                 self.app.db.step_aside(session)
                 committed = list(done)
         inbox.finish(session=session, rows=finished, now=now)
+        self._flush_held(session, committed)
         return done, broken
+
+    def _flush_held(self, session, committed: list) -> None:
+        try:
+            later.flush(session)
+        except StoreUnavailable:
+            raise
+        except Exception as exc:
+            raise _Retry(committed) from exc
 
     # --- one mail -----------------------------------------------------------------------
 
     def _one(self, session, batch: Batch, row: Claimed, mail: ParsedMail, facts: MailFacts,
              now: dt.datetime) -> Result:
         seen = batch.dedup.get(mail.dedup_key)
+        if seen is not None and seen[1] == row.id:
+            # its lease ran out while it was applied, and that apply was committed
+            return Result(row.id, InboundState.DONE, "already applied (as message "
+                          f"{seen[0]})", seen[2], Rule.DUPLICATE)
         if seen is not None:
             return Result(row.id, InboundState.DUPLICATE, f"same mail as message {seen[0]} "
                           f"(inbound {seen[1]})", seen[2], Rule.DUPLICATE)
@@ -199,14 +260,26 @@ class Ingest:
         auto = classify_automatic(mail.headers, envelope_sender=envelope,
                                   sender=mail.sender.address, subject=mail.subject)
         incoming = Incoming(facts, mail.sender.name, mail.message_id, mail.text,
-                            len(mail.attachments), auto, row.verdict)
+                            len(mail.attachments), auto, row.verdict, copied=(*mail.to, *mail.cc))
+        incoming, decision = on_behalf(session, self.app, batch, mail, incoming, decision, now)
+        # the author's own requests (after on_behalf: a forwarder's are never shown)
+        incoming = replace(incoming, requests=batch.requests_of(incoming.sender, incoming.text))
         ctx = batch.contexts.get(decision.ticket) if decision.target is Target.TICKET else None
-        effects = decide(incoming, decision, ctx, batch.site, batch.guard_facts())
+        effects = decide(incoming, decision, ctx, batch.site, batch.guard_facts(), now)
+        if effects.canned:      # an agent's /template: its text goes in before anything is kept
+            effects = canned.fill(self.app, effects, ctx, batch.site, lambda site: decide(
+                incoming, decision, ctx, site, batch.guard_facts(), now))
         applied = apply_effects(session, self.app, effects, site=batch.site, ctx=ctx, now=now,
                                 source=Source(row.id, mail), batch=batch)
         batch.dedup[mail.dedup_key] = (applied.message, row.id, applied.ticket)
+        if effects.open is not None and applied.ticket is not None:
+            o = effects.open
+            batch.opened(o.requester.email, Request(applied.ticket, o.subject, o.project,
+                                                    o.status, "", now))
         if applied.ticket is not None and mail.message_id:
             batch.thread_index[mail.message_id] = applied.ticket
+        if applied.ticket is not None and (root := mail_root(mail)):
+            batch.thread_index.setdefault(root, applied.ticket)
         return Result(row.id, InboundState(effects.outcome), effects.reason, applied.ticket,
                       effects.rule, applied.queued)
 
@@ -261,7 +334,10 @@ class Ingest:
                        "reason": r.reason} for r in rejected]
         retry: list[tuple[int, str, float]] = []
         for row, reason in failed:
-            if row.attempts >= self.max_attempts:
+            if reason.startswith(RACED):
+                retry.append((row.id, reason, 1))
+                out.append(Result(row.id, "retry", reason))
+            elif row.attempts >= self.max_attempts:
                 why = f"processing failed {row.attempts} times; last error: {reason}"
                 quarantine.append({"row_id": row.id, "state": InboundState.QUARANTINED,
                                    "reason": why})
@@ -284,11 +360,11 @@ class Ingest:
                                  after_seconds=backoff)
         return out
 
-    def _release(self, ids: list[int], reason: str) -> list[Result]:
+    def _release(self, ids: list[int], reason: str, seconds: float = 15) -> list[Result]:
         try:
             with self.app.db.unit() as session:
                 inbox.release(session=session, ids=ids, reason=reason,
-                              next_attempt_at=self.app.now() + dt.timedelta(seconds=15))
+                              next_attempt_at=self.app.now() + dt.timedelta(seconds=seconds))
         except StoreUnavailable:
             pass  # the lease runs out and the rows are claimed again
         self.app.log.warning("mail will be retried", inbound=ids, reason=reason)

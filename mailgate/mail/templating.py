@@ -10,12 +10,11 @@ A template exists per language as `NAME.LANG.txt.j2` (`ack.de.txt.j2`) beside th
 `NAME.txt.j2`. Each folder is asked for the language's file, then for the plain one,
 before the next folder is asked: an operator's `ack.txt.j2` replaces the acknowledgement
 in every language they have not written one for, so what they changed is what is sent.
-The `date` filter writes a date as the mail's language does.
+The `date` filter writes a date as the mail's language does (mail/dates.py).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import importlib.resources
 from dataclasses import dataclass
 from importlib.resources.abc import Traversable
@@ -33,21 +32,23 @@ from jinja2 import (
 )
 from jinja2.sandbox import SandboxedEnvironment
 
+from mailgate.mail.dates import as_date, format_date
+
 SUFFIX = ".txt.j2"
 LANGUAGES = ("en", "de", "da")       # en is the plain file; the others have their own
-DATE_FORMATS = {"en": "%Y-%m-%d", "de": "%d.%m.%Y", "da": "%d.%m.%Y"}
 
 
 @pass_context
-def local_date(context, value) -> str:
-    """A date (or an ISO date string) as the mail's `language` writes it; "" stays ""."""
+def local_date(context, value, style: str = "short") -> str:
+    """A date (or an ISO date string) as the mail's `language` writes it (mail/dates.py:
+    03.12.2026 in German and Danish, 3 December 2026 in English; `date("long")`: 3.
+    Dezember 2026); "" stays "", a value that is no date is shown as it is."""
     if not value:
         return ""
-    try:
-        day = value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
-    except ValueError:
+    day = as_date(value)
+    if day is None:
         return str(value)
-    return day.strftime(DATE_FORMATS.get(context.get("language", "en"), "%Y-%m-%d"))
+    return format_date(day, context.get("language", "en"), style)
 
 
 def split_name(file_name: str) -> tuple[str, str] | None:
@@ -117,15 +118,18 @@ class Templates:
         )
         self.env.filters["date"] = local_date
 
-    def names(self) -> list[str]:
-        return sorted({name for name, _ in self.variants()})
+    def names(self, folder: str = "") -> list[str]:
+        return sorted({name for name, _ in self.variants(folder)})
 
-    def variants(self) -> list[tuple[str, str]]:
-        """Every (template, language) some folder has a file for."""
+    def variants(self, folder: str = "") -> list[tuple[str, str]]:
+        """Every (template, language) some folder has a file for; with `folder` the
+        templates in that subfolder (`replies`: the agents' canned replies)."""
         found: set[tuple[str, str]] = set()
         for d in self.dirs:
+            d = d.joinpath(folder) if folder else d
             if d.is_dir():
-                found.update(v for v in (split_name(p.name) for p in d.iterdir()) if v)
+                found.update(v for v in (split_name(p.name) for p in d.iterdir()
+                                         if p.is_file()) if v)
         return sorted(found)
 
     def file_name(self, name: str, language: str = "en") -> str:

@@ -13,10 +13,14 @@ from typing import Any
 
 from mailgate.mail.templating import TemplateProblem, Templates
 from routing.context import PRIORITY_NAMES, ProjectInfo, TicketState
+from routing.roles import CUSTOMER, acting_roles, customer_todo
 from routing.workflow import Workflow, customer_commands
 
 
-def ticket_vars(state: TicketState, subject: str, wf: Workflow, assignee_name: str) -> dict:
+def ticket_vars(state: TicketState, subject: str, wf: Workflow, assignee_name: str,
+                language: str = "en") -> dict:
+    """The ticket as templates see it; `todo` is what the customer is asked to do when
+    it is their turn, if the workflow's texts are in the project's `language`."""
     return {"number": state.number, "subject": subject, "status": state.status,
             "status_label": wf.status_label(state.status), "substatus": state.substatus,
             "substatus_label": wf.substatus_labels.get(state.substatus, state.substatus),
@@ -26,7 +30,10 @@ def ticket_vars(state: TicketState, subject: str, wf: Workflow, assignee_name: s
             "due": state.due.isoformat() if state.due else "", "urgent": state.urgent,
             "assignee": state.assignee, "assignee_name": assignee_name,
             # the customer verbs the workflow accepts now: a mail offers only these
-            "customer_commands": list(customer_commands(wf, state.status, state.substatus))}
+            "customer_commands": list(customer_commands(wf, state.status, state.substatus)),
+            # what the customer is to do now, and whether it is their turn
+            "todo": customer_todo(wf, state.status, state.substatus, language),
+            "customer_acts": CUSTOMER in acting_roles(wf, state.status, state.substatus)}
 
 
 def project_vars(p: ProjectInfo, address: str) -> dict:
@@ -49,7 +56,8 @@ def template_vars(payload: dict[str, Any], *, text: str, reply_address: str,
     project = {"language": "en", "domain": "", "contact_person": "", "invitation_url": "",
                "signature": ""} | (payload.get("project") or {})
     return {
-        "ticket": payload["ticket"],
+        # mails queued before a ticket knew what is to be done render without it
+        "ticket": {"todo": "", "customer_acts": False} | payload["ticket"],
         "project": project,
         "customer": {"name": "", "email": ""} | (payload.get("customer") or {}),
         "agent": {"name": "", "email": ""} | (payload.get("agent") or {}),
@@ -60,10 +68,17 @@ def template_vars(payload: dict[str, Any], *, text: str, reply_address: str,
         "reply_address": reply_address,
         # agents only: mail to this address becomes an internal note (like RT's comment)
         "note_address": note_address,
-        "change": {"old": "", "new": "", "old_label": "", "new_label": "", "actor": ""}
-        | (payload.get("change") or {}),
+        # todo, role, assigned: a turn mail's (routing.turn_mails)
+        "change": {"old": "", "new": "", "old_label": "", "new_label": "", "actor": "",
+                   "todo": "", "role": "", "assigned": ""} | (payload.get("change") or {}),
         "transcript": payload.get("transcript", ""),
         "reminder": {"days": 0, "since": ""} | (payload.get("reminder") or {}),
+        # a follow-up's new ticket: the closed ticket it follows up (0: none)
+        "follows": payload.get("follows") or 0,
+        # {field, old, new} per change the customer is told of (routing.every_change)
+        "changes": payload.get("changes") or [],
+        # the recipient's own requests: /list, an acknowledgement (routing.overview)
+        "requests": payload.get("requests") or [],
     }
 
 
@@ -75,7 +90,9 @@ SAMPLE_VARS = {
                "priority_label": "normal", "group": "web", "type": "question",
                "due": "2026-12-31", "urgent": False, "assignee": "anna@agency.example",
                "assignee_name": "Anna Agent", "customer_commands": ["close", "reopen",
-                                                                   "approve"]},
+                                                                   "approve"],
+               "todo": "Check the finished site and send the go-ahead.",
+               "customer_acts": True},
     "project": {"name": "Sample project", "slug": "sample", "key": "sample",
                 "address": "support+sample@example.com", "language": "en",
                 "domain": "www.sample.example", "contact_person": "Carla Customer",
@@ -89,15 +106,29 @@ SAMPLE_VARS = {
     "reply_address": "support+r42.abc.defghijklmnopqrs@example.com",
     "note_address": "support+n42.abc.defghijklmnopqrs@example.com",
     "change": {"old": "new", "new": "open", "old_label": "New", "new_label": "Open",
-               "actor": "anna@agency.example"},
+               "actor": "anna@agency.example", "todo": "Set the owner and the priority.",
+               "role": "Digital Coach", "assigned": "handler"},
     "transcript": "> /status open\ndone: status is now Open\n",
     "reminder": {"days": 4, "since": "2026-12-27"},
+    "follows": 41,
+    "changes": [{"field": "status", "old": "New", "new": "Open"},
+                {"field": "priority", "old": "normal", "new": "high"},
+                {"field": "assignee", "old": "", "new": "Anna Agent"},
+                {"field": "due", "old": "", "new": "2027-01-10"}],
+    "requests": [{"number": 41, "subject": "Sample request", "project": "Sample project",
+                  "status_label": "Open", "open": True, "turn": "team",
+                  "updated": "2026-12-20"},
+                 {"number": 40, "subject": "Older request", "project": "Sample project",
+                  "status_label": "Closed", "open": False, "turn": "",
+                  "updated": "2026-12-01"}],
 }
 
 
 def check_templates(templates: Templates) -> list[str]:
     problems = []
-    for name, language in templates.variants():
+    # the agents' canned replies (replies/NAME.txt.j2) get the same variables
+    for name, language in [*templates.variants(),
+                           *((f"replies/{n}", lang) for n, lang in templates.variants("replies"))]:
         try:
             templates.render(name, SAMPLE_VARS, language)
         except TemplateProblem as exc:

@@ -55,7 +55,12 @@ def toml_dumps(data: dict[str, Any]) -> str:
                 lines.extend(f"{k} = {value(v)}" for k, v in item.items())
         else:
             lines.append(f"[{section}]")
-            lines.extend(f"{k} = {value(v)}" for k, v in body.items())
+            lines.extend(f"{k} = {value(v)}" for k, v in body.items()
+                         if not isinstance(v, dict))
+            for k, v in body.items():          # sub-tables: [workflows.NAME]
+                if isinstance(v, dict):
+                    lines.append(f"[{section}.{k}]")
+                    lines.extend(f"{kk} = {value(vv)}" for kk, vv in v.items())
         lines.append("")
     return "\n".join(lines)
 
