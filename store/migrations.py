@@ -19,7 +19,7 @@ from store import models  # noqa: F401  (registers the tables)
 from store.db import Database, classify_error
 from store.desk import create_desk_index
 from store.search import create_search_keys
-from store.search_index import create_search_index
+from store.search_index import add_search_keys, create_search_index
 from store.trace import create_trace_index
 
 _LOCK_ID = 0x6D61696C67617465  # "mailgate"
@@ -204,6 +204,8 @@ STEPS.append(Step(len(STEPS) + 2, "one ticket per conversation across instances 
 
 STEPS.append(Step(len(STEPS) + 2, "narrow key indexes that search filters read (SQLite)",
                   create_search_keys))
+STEPS.append(Step(len(STEPS) + 2, "message date and project kept in the search index "
+                                  "(PostgreSQL)", add_search_keys))
 
 SCHEMA_VERSION = 1 + len(STEPS)
 

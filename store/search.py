@@ -27,9 +27,11 @@ MAX_TERMS = 32
 # every match of a common word in a million messages costs seconds, not milliseconds
 RANK_WINDOW = 1000
 # PostgreSQL: at least this many of the newest matches are ranked (if there are as
-# many); they are looked for in the newest PG_IDS ids or PG_DAYS days first
+# many); they are looked for in the newest PG_IDS ids first, or in the last days of a
+# date range that hold about PG_DATED_ROWS messages at the table's average rate (3 days
+# at a million messages over three years; more days in a smaller or younger table)
 MIN_WINDOW = 100
-PG_IDS, PG_DAYS = 20_000, 3
+PG_IDS, PG_DATED_ROWS = 20_000, 3_000
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 # SQLite: what the filters read, narrow, so that walking a long match list does not
 # read the wide message rows (text, full_text, html); used by `_messages_fts5`
@@ -174,7 +176,8 @@ def _bind(sql: str, params: dict):
 
 def _messages(session: Session, query: SearchQuery, pg: bool) -> list[Hit]:
     params: dict = {"limit": query.limit}
-    where = _filters(query, "m.created_at", "m.from_addr", params)
+    # PostgreSQL: the date copied into message_search, which its indexes can narrow
+    where = _filters(query, "s.created_at" if pg else "m.created_at", "m.from_addr", params)
     if query.direction:
         where.append("m.direction = :direction")
         params["direction"] = query.direction
@@ -195,31 +198,47 @@ def _messages_pg(session: Session, query: SearchQuery, where: list[str],
     per_config = _pg_queries(session, pg_tsquery(query.terms))
     if not any(per_config.values()):
         return []               # nothing but stop words
-    params.update({f"q_{c}": q for c, q in per_config.items()},
-                  q_any=" | ".join(f"( {q} )" for q in per_config.values() if q))
-    # the row's own dictionary decides; the union of all of them lets the GIN index
-    # narrow the rows first (a constant query, parsed once, not once per row)
+    params.update({f"q_{c}": q for c, q in per_config.items()})
+    if query.project:                  # the project's id, a value the planner can use
+        params["project_id"] = session.connection().execute(
+            text("SELECT id FROM project WHERE slug = :s"), {"s": query.project}).scalar()
+        if params["project_id"] is None:
+            return []
+        where.append("s.project_id = :project_id")
+    # the row's own dictionary decides (ranking and the row-by-row walk)
     own = ("CASE s.config " + " ".join(f"WHEN '{c}'::regconfig THEN CAST(:q_{c} AS "
                                        f"tsquery)" for c in PG_CONFIGS.values())
            + " ELSE CAST(:q_simple AS tsquery) END")
+    # the same, one GIN lookup per dictionary: the planner estimates each, and so can
+    # weigh the GIN index against the date and project btrees (or combine them)
+    per_dict = " OR ".join(f"(s.config = '{c}'::regconfig AND s.tsv @@ CAST(:q_{c} AS "
+                           f"tsquery))" for c, q in per_config.items() if q)
     params["window"] = RANK_WINDOW
     dated = bool(query.since or query.until)
     if dated and not query.since:      # the window narrows the range from below
-        where.append("m.created_at >= :since")
+        where.append("s.created_at >= :since")
         params["since"] = EPOCH
-    # the newest matches: by date within a date range (ix_message_created), by id
-    # otherwise; `:floor` and a raised `:since` keep the walk near the top. Over such
-    # a narrowed range the match is tested row by row (ts_match_vq is an @@ the GIN
-    # index cannot serve, so the planner walks the range); over the whole range the
-    # GIN index finds the rows.
+    # the newest matches: by date within a date range (ix_message_search_date or
+    # _project_date), by id otherwise; `:floor` and a raised `:since` keep the walk
+    # near the top. Over such a narrowed range the match is tested row by row
+    # (ts_match_vq is an @@ the GIN index cannot serve, so the planner walks the
+    # range); over the whole range the GIN index finds the rows, narrowed by the
+    # date and project btrees where the planner finds that cheaper.
     window = (f"SELECT s.message_id FROM message_search s {joins.format(id='s.message_id')} "
               f"WHERE s.message_id > :floor AND {{match}} AND {' AND '.join(where)} "
               f"ORDER BY "
-              + ("m.created_at DESC, m.id DESC" if dated else "s.message_id DESC")
+              + ("s.created_at DESC, s.message_id DESC" if dated else "s.message_id DESC")
               + " LIMIT :window")
     narrow = _bind(window.format(match=f"ts_match_vq(s.tsv, {own})"), params)
-    whole = _bind(window.format(match=f"s.tsv @@ CAST(:q_any AS tsquery) AND s.tsv @@ {own}"),
-                  params)
+    # the whole range: the GIN index (with the date and project btrees) finds every
+    # match first, as a set of its own; left to plan it with the ORDER BY and LIMIT,
+    # PostgreSQL walks the id or date index hoping for early matches, and reads the
+    # whole table when a filter leaves none (a German word in a Danish project)
+    keys = " AND ".join([f"({per_dict})", *(w for w in where if w.startswith("s."))])
+    whole = _bind(f"WITH s AS MATERIALIZED (SELECT message_id, created_at, project_id "
+                  f"FROM message_search s WHERE {keys}) "
+                  + window.replace("FROM message_search s ", "FROM s ")
+                  .format(match="TRUE"), params)
     params["ids"] = _pg_window(session, (narrow, whole), params, dated)
     sql = (f"SELECT {cols}, ts_headline(s.config, m.subject || ' · ' || left(m.full_text, "
            f"20000), {own}, '{_HEADLINE}'), r.rank FROM ("
@@ -288,10 +307,13 @@ def _pg_window(session: Session, stmts: tuple, params: dict, dated: bool) -> lis
     conn.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     if dated:
         lowest = _aware(params["since"])
-        top = params.get("until") or conn.execute(
-            text("SELECT max(created_at) FROM message")).scalar()
+        oldest, newest, rows = conn.execute(text(
+            "SELECT min(created_at), max(created_at), (SELECT reltuples FROM pg_class "
+            "WHERE oid = 'message_search'::regclass) FROM message_search")).one()
+        top = params.get("until") or newest
         top = _aware(top) if top is not None else lowest
-        first, unit, key = PG_DAYS, dt.timedelta(days=1), "since"
+        first, unit, key = _pg_first_seconds(oldest, newest, rows), dt.timedelta(seconds=1), \
+            "since"
         params["floor"] = 0
     else:
         lowest, top = 0, conn.execute(
@@ -304,11 +326,20 @@ def _pg_window(session: Session, stmts: tuple, params: dict, dated: bool) -> lis
         if len(ids) >= MIN_WINDOW or params[key] == lowest:
             return ids
         # as many more as the density so far says are needed; when that is a long walk
-        # (a rare word), all at once through the GIN index. Within a date range the
-        # walk is the cheaper one for longer: the GIN index would read every match in
-        # all time.
-        few = len(ids) * (5 if dated else 2.5) < MIN_WINDOW
+        # (a rare word), all at once through the GIN index (narrowed by the date and
+        # project btrees of message_search)
+        few = len(ids) * 2.5 < MIN_WINDOW
         span = None if few else span * 2 * MIN_WINDOW // max(1, len(ids))
+
+
+def _pg_first_seconds(oldest, newest, rows) -> int:
+    """How far back from the top of a date range the first walk looks: the time in
+    which PG_DATED_ROWS messages arrive at the table's average rate (from the planner's
+    row count), at least an hour; 3 days when the table was never analyzed."""
+    if oldest is None or newest is None or not rows or rows < 0:
+        return 3 * 86400
+    seconds = (_aware(newest) - _aware(oldest)).total_seconds()
+    return max(3600, int(seconds * PG_DATED_ROWS / rows))
 
 
 def _pg_queries(session: Session, tsquery: str) -> dict[str, str]:

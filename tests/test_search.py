@@ -185,3 +185,49 @@ def test_an_upgraded_database_finds_the_messages_it_already_had(db_url):
             assert search(s, SearchQuery(terms=parse_query("backup"), done=True)) == []
     finally:
         db.dispose()
+
+
+def test_a_search_index_without_dates_gets_them_and_date_and_project_filters_work(pg_url):
+    """PostgreSQL: the step that copies each message's date and project into the index
+    backfills rows indexed before it, and the trigger keeps them for new rows."""
+    from sqlalchemy import text
+
+    from store.db import Database
+    from store.migrations import SCHEMA_VERSION, STEPS, migrate
+    from store.models import Project, Ticket
+    from store.search import SearchQuery, search
+    from store.search_index import add_search_keys
+
+    (step,) = [st.version for st in STEPS if st.apply is add_search_keys]
+    day = dt.datetime(2026, 3, 10, tzinfo=dt.UTC)
+    db = Database(pg_url)
+    try:
+        migrate(db)
+        with db.unit() as s:
+            s.add(Project(slug="acme", name="Acme", key="acme", language="en"))
+            s.flush()
+            s.add(Ticket(project_id=1, subject="Backups", status="open"))
+            s.flush()
+            s.add(Message(ticket_id=1, subject="Backup", text="The backup failed.",
+                          full_text="The backup failed.", created_at=day))
+        with db.write_engine.begin() as conn:     # as the previous schema left it
+            conn.execute(text("ALTER TABLE message_search DROP COLUMN created_at, "
+                              "DROP COLUMN project_id"))
+            conn.execute(text("UPDATE schema_version SET version = :v"),
+                         {"v": step - 1})
+        assert migrate(db) == (step - 1, SCHEMA_VERSION)
+        with db.unit() as s:
+            s.add(Message(ticket_id=1, subject="Backup", text="The backup failed again.",
+                          full_text="The backup failed again.",
+                          created_at=day + dt.timedelta(days=30)))
+        with db.unit(write=False) as s:
+            rows = s.connection().execute(text(
+                "SELECT s.created_at = m.created_at, s.project_id FROM message_search s "
+                "JOIN message m ON m.id = s.message_id")).all()
+            assert rows == [(True, 1), (True, 1)]
+            found = search(s, SearchQuery(terms=parse_query("backup"), project="acme",
+                                          since=day, until=day + dt.timedelta(days=1)))
+            assert [h.date for h in found] == [day]
+            assert search(s, SearchQuery(terms=parse_query("backup"), project="nope")) == []
+    finally:
+        db.dispose()
