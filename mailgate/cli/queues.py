@@ -214,17 +214,16 @@ def cmd_quarantine_retry(args: argparse.Namespace, ctx: Context) -> int:
     if not args.id and not args.all:
         raise ServiceError("give the ids to retry, or --all")
     app = ctx.app()
+    ingest = Ingest(app, InlineParser(app.limits))
+    # requeued and claimed in one transaction: a running daemon never sees the rows
+    # pending in between and takes them away from the admin who asked for the answer
     with app.db.unit() as session:
         ids = triage.requeue_quarantined(session, inbound_ids=None if args.all else args.id,
                                          now=app.now())
-    ingest = Ingest(app, InlineParser(app.limits))
+        mine = [i for i in ids if triage.claim_for_retry(session, inbound_id=i, now=app.now(),
+                                                         lease=ingest.lease)]
     results = []
-    for inbound_id in ids:
-        with app.db.unit() as session:
-            mine = triage.claim_for_retry(session, inbound_id=inbound_id, now=app.now(),
-                                          lease=ingest.lease)
-        if not mine:
-            continue   # a running daemon got to it first
+    for inbound_id in mine:
         for outcome in ingest.run([inbound_id]):
             results.append({"id": inbound_id, "state": outcome.state,
                             "ticket": outcome.ticket, "reason": outcome.reason})
