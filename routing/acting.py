@@ -84,8 +84,7 @@ def commands_of(opts: SetOptions) -> tuple[Command, ...]:
 
 def refusal(plan_: Plan) -> str:
     """The reasons a plan was refused, one line: each refused command and why."""
-    bad = [o for o in plan_.outcomes
-           if not o.ok and not o.message.startswith("not applied: another command")]
+    bad = [o for o in plan_.outcomes if not o.ok and not o.withheld]
     return "; ".join(f"{o.command.line}: {o.message}" for o in bad) or "refused"
 
 

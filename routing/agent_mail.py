@@ -65,7 +65,7 @@ def unproven_agent_mail(mail: Incoming, route: RouteDecision, actor: Actor, part
                         ) -> Effects:
     """Kept where agents see it, marked unverified; nothing reaches a customer or changes.
     The real agent is told (a forger's mail alerts its victim) with a proper reply address."""
-    text = "\n\n".join(p for p in (body, parts.signature) if p.strip())
+    text = _with_signature(body, parts)
     notes.append(f"stored internally, unverified: {why}")
     mails = () if mail.auto.automatic else (MailIntent(
         MailKind.TRANSCRIPT, Person(actor.email, actor.name), "agent_unverified",
@@ -79,8 +79,9 @@ def unproven_agent_mail(mail: Incoming, route: RouteDecision, actor: Actor, part
 
 def agent_mail(mail: Incoming, route: RouteDecision, ctx: TicketContext, site: Site,
                actor: Actor, parts, body: str, plan_: Plan | None, notes: list[str]) -> Effects:
-    text = "\n\n".join(p for p in (body, parts.signature) if p.strip())
-    canned = plan_.canned if plan_ is not None and plan_.applied else ()
+    text = _with_signature(body, parts)
+    applied = plan_ is not None and plan_.applied
+    canned = plan_.canned if applied else ()
     internal_why = ""
     if route.purpose == "note" or (plan_ is not None and plan_.note):
         internal_why = "an internal note"
@@ -99,7 +100,7 @@ def agent_mail(mail: Incoming, route: RouteDecision, ctx: TicketContext, site: S
     changes, events, mails = plan_effects(ctx, site, actor, plan_,
                                           tell_customers=not in_reply)
     booking, booked, quota_notes = booked_time(plan_.before, plan_.after, actor, site) \
-        if plan_ is not None and plan_.applied else (None, (), ())
+        if applied else (None, (), ())
     events, mails = events + booked, list(mails) + list(quota_notes)
     if plan_ is not None:
         told = f"\n{CANNED_REFUSED[0].upper()}{CANNED_REFUSED[1:]}.\n" \
@@ -110,7 +111,7 @@ def agent_mail(mail: Incoming, route: RouteDecision, ctx: TicketContext, site: S
             mail, f"Your mail could not be verified ({mail.verdict.reason})."
                   " It was kept as an internal note and not sent to the "
                   "customer.\n", Audience.AGENT))
-    after = plan_.after if plan_ is not None and plan_.applied else ctx.state
+    after = plan_.after if applied else ctx.state
     if internal_why:
         notes.append(f"stored as {internal_why}" if internal_why.startswith("an ")
                      else f"stored internally: {internal_why}")
@@ -127,7 +128,7 @@ def agent_mail(mail: Incoming, route: RouteDecision, ctx: TicketContext, site: S
                                 in_reply_to=ctx.last_inbound, forward_files=True,
                                 agent=Person(actor.email, name),
                                 changes=told_changes(plan_.before, plan_.after, site)
-                                if plan_ is not None and plan_.applied else ())
+                                if applied else ())
                      for c in customers)
         mails.extend(tell_colleagues(after, site, Person(actor.email, name), text=text,
                                      from_name=via(Person(actor.email, name), site),
@@ -136,6 +137,11 @@ def agent_mail(mail: Incoming, route: RouteDecision, ctx: TicketContext, site: S
                    message=StoreMessage(Direction.OUT, ActorKind.AGENT, text), after=after,
                    changes=changes, mails=tuple(mails), booking=booking,
                    events=(*events, LogEvent("reply", actor.email)), canned=canned)
+
+
+def _with_signature(body: str, parts: ReplyParts) -> str:
+    """What an agent's mail keeps: its new text and signature, not the quoted history."""
+    return "\n\n".join(p for p in (body, parts.signature) if p.strip())
 
 
 def _asks_canned(plan_: Plan) -> bool:

@@ -12,7 +12,7 @@ import datetime as dt
 from dataclasses import replace
 
 from routing import followup
-from routing.actors import ActorKind, classify_actor
+from routing.actors import ActorKind
 from routing.context import Site, TicketContext
 from routing.disposition import Disposition
 from routing.effects import Effects
@@ -27,8 +27,7 @@ def follow_up_of(mail: Incoming, ctx: TicketContext, site: Site,
                  now: dt.datetime | None) -> followup.FollowUp | None:
     """What a person's mail to a closed ticket does (routing.followup); None when it is
     no follow-up: the ticket is open, the mail automatic, or an agent's."""
-    actor = classify_actor(mail.sender, site.staff, requester=ctx.state.requester,
-                           cc=ctx.state.cc, name=mail.sender_name)
+    actor = mail.actor_on(ctx.state, site)
     if now is None or mail.auto.automatic or actor.may_work_on(ctx.state.project):
         return None
     wf = ctx.workflow

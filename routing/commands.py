@@ -107,12 +107,20 @@ def parse_command(line: str) -> Command:
 # --- planning -------------------------------------------------------------------------
 
 
+# a line that was fine but not applied because another line of the mail was refused
+WITHHELD = "not applied: another command in this mail was refused"
+
+
 @dataclass(frozen=True)
 class Outcome:
     command: Command
     ok: bool
     message: str
     state: TicketState | None = None    # the ticket after this line, when it applied
+
+    @property
+    def withheld(self) -> bool:
+        return self.message == WITHHELD
 
 
 @dataclass(frozen=True)
@@ -175,8 +183,7 @@ def plan(commands: tuple[Command, ...], ticket: TicketState, actor: Actor,
         state = new
         outcomes.append(Outcome(cmd, True, message, state))
     if not all(o.ok for o in outcomes):
-        outcomes = [o if not o.ok else Outcome(o.command, False, "not applied: another "
-                                               "command in this mail was refused")
+        outcomes = [o if not o.ok else Outcome(o.command, False, WITHHELD)
                     for o in outcomes]
         return Plan(tuple(outcomes), ticket, ticket, note=note, applied=False)
     return Plan(tuple(outcomes), ticket, state, note=note, applied=bool(outcomes))

@@ -36,13 +36,14 @@ def customer_mail(mail: Incoming, ctx: TicketContext, site: Site, actor: Actor, 
     # a customer's own command (a close, an approval's sub-status) beats the reply rule
     moved = after.status != ctx.state.status or after.substatus != ctx.state.substatus
     effect = after_customer_reply(ctx.workflow, after.status)
-    if follow is not None and follow.action != followup.APPEND:    # a follow-up reopens
+    reopens = follow is not None and follow.action != followup.APPEND   # a follow-up
+    if reopens:
         effect = (ctx.workflow.reopen, "")
     if effect and not moved and not mail.auto.automatic:
         status, sub = effect
         target = replace(after, status=status, substatus=sub or after.substatus)
         rule = f"workflow: a customer's reply in {ctx.workflow.status_label(after.status)}"
-        if follow is not None and follow.action != followup.APPEND:
+        if reopens:
             rule = f"workflow: a follow-up to a closed ticket ({follow.reason})"
             if ctx.workflow.urgent_on_reopen:
                 target = replace(target, urgent=True, priority=3)

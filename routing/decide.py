@@ -18,7 +18,7 @@ import datetime as dt
 from dataclasses import replace
 
 from routing import followup
-from routing.actors import ActorKind, classify_actor
+from routing.actors import ActorKind
 from routing.agent_mail import agent_action, agent_mail, agent_unproven, unproven_agent_mail
 from routing.closed_ticket import follow_up_of, not_reopened
 from routing.commands import Plan, find_commands, plan, refuse_all
@@ -94,8 +94,7 @@ def _overview(mail: Incoming, route: RouteDecision, site: Site, guard: GuardFact
 def _to_ticket(mail: Incoming, route: RouteDecision, ctx: TicketContext, site: Site,
                guard: GuardFacts, reopen: followup.FollowUp | None = None) -> Effects:
     state = ctx.state
-    actor = classify_actor(mail.sender, site.staff, requester=state.requester, cc=state.cc,
-                           name=mail.sender_name)
+    actor = mail.actor_on(state, site)
     parts = split_reply(mail.text)
     found = find_commands(parts.body)
     body = found.text if found.commands else parts.body

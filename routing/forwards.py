@@ -24,7 +24,7 @@ from routing.addresses import (
     normalize_address,
     parse_sender,
 )
-from routing.replytext import _SEPARATOR, _header_block_at
+from routing.replytext import _SEPARATOR, _header_block_at, _lines, _next_content
 from routing.trust import Verdict
 
 MAX_SCAN_LINES = 2000
@@ -71,7 +71,7 @@ class Forwarded:
 
 def find_forward(text: str, attached: Sequence[AttachedMail] = ()) -> Forwarded | None:
     """The forwarded mail in `text` (or the first attached mail), or None."""
-    lines = (text or "").replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    lines = _lines(text or "")
     explicit = _explicit(lines)
     if explicit is not None:
         return explicit
@@ -164,12 +164,6 @@ def _unquoted(lines: list[str]) -> list[str]:
     if lines and all(not line.strip() or line.lstrip().startswith(">") for line in lines):
         return [re.sub(r"^\s*> ?", "", line) for line in lines]
     return lines
-
-
-def _next_content(lines: list[str], i: int) -> int:
-    while i < len(lines) and not lines[i].strip():
-        i += 1
-    return i
 
 
 def _tidy(lines: list[str]) -> str:

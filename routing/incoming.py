@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from routing.actors import Actor, Person
+from routing.actors import Actor, Person, classify_actor
 from routing.announce import changes_and_mails
 from routing.commands import Plan
 from routing.context import Site, TicketContext, TicketState
@@ -52,6 +52,11 @@ class Incoming:
     @property
     def person(self) -> Person:
         return Person(self.sender, self.sender_name)
+
+    def actor_on(self, state: TicketState, site: Site) -> Actor:
+        """Who the sender is on the ticket in `state`: agent, requester, copied, stranger."""
+        return classify_actor(self.sender, site.staff, requester=state.requester,
+                              cc=state.cc, name=self.sender_name)
 
 
 def finished(effects: Effects, guard: GuardFacts, ticket: int | None, notes: list[str],

@@ -64,22 +64,29 @@ def find_role(text: str, roles: Iterable[str]) -> str | None:
     return pick(text, tuple(roles), role_names)
 
 
-def acting_roles(wf: Workflow, status: str, substatus: str = "") -> tuple[str, ...]:
-    """Who acts on a ticket in `status` (and `substatus`): the sub-status's roles when
-    it names any and the ticket is not closed (the sub-status is the finer step, e.g.
-    "Afventer godkendelse fra kunde"), else the status's."""
+def _steps(wf: Workflow, status: str, substatus: str):
+    """The status and, while the ticket is not closed, its sub-status (the finer step,
+    e.g. "Afventer godkendelse fra kunde"; None when there is none or it does not apply)."""
     main = wf.statuses.get(status)
     sub = wf.substatus_info.get(substatus) if substatus else None
-    if sub is not None and (main is None or main.category != "closed"):
+    if main is not None and main.category == "closed":
+        sub = None
+    return main, sub
+
+
+def acting_roles(wf: Workflow, status: str, substatus: str = "") -> tuple[str, ...]:
+    """Who acts on a ticket in `status` (and `substatus`): the sub-status's roles when
+    it applies (`_steps`), else the status's."""
+    main, sub = _steps(wf, status, substatus)
+    if sub is not None:
         return tuple(a for a in sub.actors if a != "none")
     return tuple(a for a in main.actors if a != "none") if main else ()
 
 
 def todo_of(wf: Workflow, status: str, substatus: str = "") -> str:
     """What is to be done now, by the same rule as `acting_roles`."""
-    main = wf.statuses.get(status)
-    sub = wf.substatus_info.get(substatus) if substatus else None
-    if sub is not None and sub.todo and (main is None or main.category != "closed"):
+    main, sub = _steps(wf, status, substatus)
+    if sub is not None and sub.todo:
         return sub.todo
     return main.todo if main else ""
 

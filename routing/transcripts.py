@@ -100,7 +100,7 @@ def _refused(o: Outcome, state: TicketState, wf: Workflow, language: str) -> str
         return f"{words['unknown']} /{cmd.verb}. " + _what_works(state, wf, language)
     if cmd.error:
         return cmd.error
-    if o.message.startswith("not applied: another command"):
+    if o.withheld:
         return words["other"]
     verb = REGISTRY[cmd.verb]
     if not verb.customers_may:

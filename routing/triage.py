@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from routing.actors import ActorKind, Person, classify_actor
+from routing.actors import ActorKind, Person
 from routing.announce import tell_agents
 from routing.context import Site, TicketContext
 from routing.decide import Incoming, decide
@@ -35,8 +35,7 @@ def file_into_ticket(mail: Incoming, ctx: TicketContext, admin: str, site: Site,
                      guard: GuardFacts, *, quiet: bool, add_contact: bool,
                      queue_id: int) -> Effects:
     state = ctx.state
-    actor = classify_actor(mail.sender, site.staff, requester=state.requester, cc=state.cc,
-                           name=mail.sender_name)
+    actor = mail.actor_on(state, site)
     agent = actor.may_work_on(state.project)
     after = state
     if add_contact and mail.sender and not agent and mail.sender != state.requester:
