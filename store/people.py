@@ -65,16 +65,22 @@ def contact_project_slugs(*, session: Session, email: str) -> tuple[str, ...]:
 
 def senders_projects(*, session: Session, emails: Iterable[str]) -> dict[str, tuple[str, ...]]:
     """The projects each address is a registered contact of."""
+    return {e: s for e, s in senders_contacts(session=session, emails=emails).items() if s}
+
+
+def senders_contacts(*, session: Session, emails: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """Each address that is a contact at all -> the projects it is a registered contact
+    of (maybe none): one statement tells the caller who is known, too."""
     emails = sorted(set(e for e in emails if e))
     if not emails:
         return {}
     out: dict[str, list[str]] = {}
     for email, slug in session.exec(
             select(Contact.email, Project.slug)
-            .join(ContactProject, ContactProject.contact_id == Contact.id)
-            .join(Project, Project.id == ContactProject.project_id)
+            .outerjoin(ContactProject, ContactProject.contact_id == Contact.id)
+            .outerjoin(Project, Project.id == ContactProject.project_id)
             .where(Contact.email.in_(emails))):
-        out.setdefault(email, []).append(slug)
+        out.setdefault(email, []).extend([slug] if slug is not None else [])
     return {e: tuple(sorted(s)) for e, s in out.items()}
 
 

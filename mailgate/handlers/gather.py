@@ -10,7 +10,7 @@ arrives in the same batch as its ticket's first mail still threads.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from sqlmodel import Session
@@ -196,27 +196,31 @@ def gather(session: Session, app: App, mails: Sequence[tuple[ParsedMail, MailFac
     threads.lock_tickets(session=session, numbers=numbers)
     batch.contexts = ticket_contexts(session, site, numbers)
     batch.projects_by_key = people.projects_by_key(session=session, keys=keys)
-    batch.sender_projects = people.senders_projects(session=session, emails=senders)
+    known = people.senders_contacts(session=session, emails=senders)
+    batch.sender_projects = {e: s for e, s in known.items() if s}
     batch.dedup = inbox.existing_dedup(session=session, keys=[m.dedup_key for m, _ in mails])
     batch.sent_ids = outbox.sent_message_ids(session=session,
                                              msgids=[m.message_id for m, _ in mails])
-    load_requests(session, app, batch, mails, now)
+    load_requests(session, app, batch, mails, now, known.keys())
     load_guards(session, batch, senders, now)
     return batch
 
 
 def load_requests(session: Session, app: App, batch: Batch,
-                  mails: Sequence[tuple[ParsedMail, MailFacts]], now: dt.datetime) -> None:
+                  mails: Sequence[tuple[ParsedMail, MailFacts]], now: dt.datetime,
+                  known: Iterable[str]) -> None:
     """The own requests of each sender who asks for them (/list) or whose mail may open a
-    ticket (no reply token, no thread we know): one query for the batch."""
+    ticket (no reply token, no thread we know): one query for the batch, and none for
+    senders who are no contact yet (they are on no ticket, so they have none)."""
     cfg = app.config.mail
     batch.ack_lists_open = cfg.ack_lists_open
     wanted = {f.sender for m, f in mails if f.sender and (asks_overview(m.text) or (
         cfg.ack_lists_open and not lookups_for(f).ticket_numbers
         and not any(i in batch.thread_index for i in f.thread_ids)))}
-    found = requests.requests_of(session=session, emails=wanted, closed_since=now -
-                                 dt.timedelta(days=cfg.overview_closed_days))
-    batch.requests = {e: tuple(Request(*row) for row in rows) for e, rows in found.items()}
+    found = requests.requests_of(session=session, emails=wanted & set(known),
+                                 closed_since=now - dt.timedelta(days=cfg.overview_closed_days))
+    # every wanted sender keeps an entry: a ticket this batch opens for them joins it
+    batch.requests = {e: tuple(Request(*row) for row in found.get(e, ())) for e in wanted}
 
 
 def for_tickets(session: Session, app: App, numbers, now: dt.datetime) -> Batch:
