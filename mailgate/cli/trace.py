@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 
 from mailgate.cli import CliError, Context
+from mailgate.cli.args import row_id
 from mailgate.cli.output import emit_json, fields, say
 from routing.disposition import Disposition
 from store import trace
@@ -58,8 +59,12 @@ def cmd_trace(args: argparse.Namespace, ctx: Context) -> int:
 def _find(session, asked: str) -> tuple[int | None, list[int], Outbox | None]:
     """(inbound id to trace, other inbound ids with the same Message-ID, the outgoing
     mail that was asked about)."""
-    if asked.isdigit():
-        return int(asked), [], None
+    try:
+        # an id as the id verbs take it: a number far past any row, or a digit that is
+        # not ASCII, is looked up as a Message-ID instead of failing in the database
+        return row_id(asked), [], None
+    except argparse.ArgumentTypeError:
+        pass
     msgid = bare_msgid(asked)
     ids = trace.inbound_ids_by_msgid(session=session, msgid=msgid) if msgid else []
     if ids:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from mailgate.cli import Context
 from mailgate.cli.args import ticket_number
-from mailgate.cli.output import answer, say
+from mailgate.cli.output import answer, emit_json, say
 from mailgate.handlers.transfer import export_tickets, import_export
 
 
@@ -46,11 +46,11 @@ def cmd_import(args: argparse.Namespace, ctx: Context) -> int:
     done = import_export(ctx.app(), src)
     renumbered = done.renumbered
     if args.json:
-        answer(args, {"directory": str(src), "tickets": [
+        emit_json({"directory": str(src), "tickets": [
             {"exported": old, "number": new} for old, new in done.numbers.items()],
             "renumbered": [{"exported": old, "number": new}
                            for old, new in renumbered.items()],
-            "mails": done.mails, "files": done.files}, "")
+            "mails": done.mails, "files": done.files})
         return 0
     say(f"imported {len(done.numbers)} ticket(s), {done.mails} mail(s) and {done.files} "
         f"file(s) from {src}")
