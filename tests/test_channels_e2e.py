@@ -12,11 +12,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 
-from tests.support.harness import SUPPORT, make_mail, reply_to
+from tests.support.harness import SUPPORT, make_mail, reply_to, wait_until
 
 CARLA = "carla@client.example"
 ANNA = "anna@agency.example"
@@ -25,15 +24,6 @@ ID = "mx.agency.example"
 
 
 # --- a running mailgate reached by IMAP or by the pipe ----------------------------------------
-
-def wait_until(check, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
 
 class Channel:
     """One way into a running mailgate other than SMTP."""

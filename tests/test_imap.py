@@ -14,7 +14,7 @@ from sqlmodel import select
 
 from store.models import Inbound
 from tests.conftest import require_service
-from tests.support.harness import SUPPORT, make_mail, toml_dumps
+from tests.support.harness import SUPPORT, make_mail, toml_dumps, wait_until
 from tests.support.imapserver import Dovecot, DovecotUnavailable
 
 pytestmark = pytest.mark.dovecot
@@ -37,15 +37,6 @@ def running(harness_factory, db_url, *boxes):
     assert h.cli("project", "add", "acme", "--name", "ACME", "--customer", CARLA).code == 0
     assert h.cli("agent", "add", ANNA, "--name", "Anna Agent").code == 0
     return h
-
-
-def wait_until(check, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_new_mail_becomes_a_ticket_and_is_moved_after_it_is_stored(dovecot, db_url,

@@ -12,14 +12,13 @@ import socket
 import stat
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
 from mailgate import faults
 from tests.conftest import require_service
-from tests.support.harness import SUPPORT, make_mail
+from tests.support.harness import SUPPORT, make_mail, wait_until
 from tests.support.relay import free_port
 
 CARLA = "carla@client.example"
@@ -214,7 +213,7 @@ mailgate_destination_recipient_limit = 100
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         wait_until(lambda: port_answers(port) or master.poll() is not None,
-                   f"Postfix on port {port}")
+                   f"Postfix on port {port}", timeout=30)
         assert master.poll() is None, f"Postfix did not start: {master.stderr.read()}"
         yield port, base / "maillog", owner.pw_gid
     finally:
@@ -227,15 +226,6 @@ mailgate_destination_recipient_limit = 100
 def port_answers(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def wait_until(check, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_postfix_delivers_over_the_lmtp_socket_once_with_a_reply_per_recipient(
@@ -255,7 +245,7 @@ def test_postfix_delivers_over_the_lmtp_socket_once_with_a_reply_per_recipient(
         text = maillog.read_text() if maillog.exists() else ""
         return [line for line in text.splitlines() if "postfix/lmtp" in line]
     wait_until(lambda: len([x for x in delivered() if "status=sent" in x]) == 2,
-               "two deliveries in the Postfix log")
+               "two deliveries in the Postfix log", timeout=30)
     assert all("250 2.0.0 OK queued as" in line for line in delivered())
     (row,) = h.inbound()                          # one transaction, stored once
     assert row.source == "lmtp" and sorted(row.rcpt_tos) == sorted([SUPPORT, PLUS])

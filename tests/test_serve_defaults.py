@@ -14,12 +14,11 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.support.harness import make_mail
+from tests.support.harness import make_mail, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 MAILGATE = [sys.executable, "-m", "mailgate"]
@@ -71,16 +70,6 @@ def cli(workdir: Path, *args: str) -> subprocess.CompletedProcess:
 def rows(workdir: Path, sql: str) -> list[tuple]:
     with sqlite3.connect(workdir / "mailgate.db") as db:
         return db.execute(sql).fetchall()
-
-
-def wait_until(check, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError("condition not reached in time")
 
 
 def test_make_run_target_is_serve_without_config():

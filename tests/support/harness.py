@@ -192,3 +192,14 @@ class Harness:
     def inbound(self) -> list[Inbound]:
         with self.app.db.unit(write=False) as s:
             return list(s.exec(select(Inbound).order_by(Inbound.id)))
+
+
+def wait_until(check, what: str = "condition", timeout: float = 20.0):
+    """Poll `check` until it returns something true (returned), or fail naming `what`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
