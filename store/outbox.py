@@ -123,24 +123,38 @@ def by_verp(*, session: Session, mail_from: str) -> Outbox | None:
                         .where(Outbox.mail_from == mail_from)).first()
 
 
-def claim_outbox(*, session: Session, now: dt.datetime, lease: dt.timedelta,
-                 limit: int) -> list[int]:
-    due = (select(Outbox.id)
-           .where(or_(Outbox.state == OutboxState.PENDING,
-                      (Outbox.state == OutboxState.SENDING) & (Outbox.lease_until < now)))
-           .where(Outbox.next_attempt_at <= now)
-           .order_by(Outbox.next_attempt_at, Outbox.id).limit(limit)
+# what the sender needs of a claimed mail: to compose it (if it has no bytes yet) and to
+# write its attempt back
+_SENDING = (_OUTBOX.c.id, _OUTBOX.c.mail_from, _OUTBOX.c.rcpt, _OUTBOX.c.raw,
+            _OUTBOX.c.attempts, _OUTBOX.c.created_at, _OUTBOX.c.subject, _OUTBOX.c.last_error,
+            _OUTBOX.c.next_attempt_at, _OUTBOX.c.template, _OUTBOX.c.payload,
+            _OUTBOX.c.ticket_id, _OUTBOX.c.message_id)
+
+
+def claim_due(*, session: Session, now: dt.datetime, lease: dt.timedelta,
+              limit: int) -> list[Any]:
+    """Lease up to `limit` due mails and return them (`_SENDING` columns, in the order they
+    fell due) in one statement: an UPDATE of the due rows, RETURNING what sending needs.
+    A mail leased by an instance that died is due again once its lease runs out; on
+    PostgreSQL rows another instance is claiming right now are skipped, not waited for."""
+    due = (select(_OUTBOX.c.id)
+           .where(or_(_OUTBOX.c.state == OutboxState.PENDING,
+                      (_OUTBOX.c.state == OutboxState.SENDING) & (_OUTBOX.c.lease_until < now)))
+           .where(_OUTBOX.c.next_attempt_at <= now)
+           .order_by(_OUTBOX.c.next_attempt_at, _OUTBOX.c.id).limit(limit)
            .with_for_update(skip_locked=True))
-    ids = list(session.exec(due))
-    if ids:
-        session.execute(update(Outbox).where(Outbox.id.in_(ids))
-                        .values(state=OutboxState.SENDING, lease_until=now + lease))
-    return ids
+    rows = session.connection().execute(
+        update(_OUTBOX).where(_OUTBOX.c.id.in_(due.scalar_subquery()))
+        .values(state=OutboxState.SENDING, lease_until=now + lease)
+        .returning(*_SENDING)).all()
+    return sorted(rows, key=lambda r: (r.next_attempt_at, r.id))
 
 
-def rows_by_id(*, session: Session, ids: Sequence[int]) -> list[Outbox]:
-    return list(session.exec(select(Outbox).where(Outbox.id.in_(list(ids)))
-                             .order_by(Outbox.next_attempt_at, Outbox.id)))
+def next_due(*, session: Session) -> dt.datetime | None:
+    """When the earliest pending mail falls due (a retry's backoff), or None."""
+    return session.connection().execute(
+        select(func.min(_OUTBOX.c.next_attempt_at))
+        .where(_OUTBOX.c.state == OutboxState.PENDING)).scalar()
 
 
 def outbox_rows(*, session: Session, state: str | None = None, limit: int = 1000) -> list[Outbox]:

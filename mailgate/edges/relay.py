@@ -7,29 +7,36 @@ final dot. A 4xx,
 a refused connection or a connection lost mid-transaction leaves it pending with
 exponential backoff (the same bytes, so the same Message-ID, go again); a 5xx marks it
 failed with the relay's answer, and mail that could not be delivered for
-`give_up_after_hours` fails too. Blocking smtplib runs in a worker thread.
+`give_up_after_hours` fails too. Blocking smtplib runs in a worker thread; the SMTP
+client itself is `relay_client` (`Relay` and `classify_smtp_error` are imported from here
+too).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import smtplib
-import socket
-import ssl
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import update
 
 from mailgate import faults
 from mailgate.bootstrap import App
-from mailgate.config import OutboundConfig, read_secret_file
+from mailgate.edges.relay_client import Relay, answered, classify_smtp_error
 from mailgate.handlers.notify import Composed, compose_queued
 from store import outbox
 from store.db import StoreUnavailable
 from store.models import Outbox, OutboxState
 
-RECORD_EVERY = 16   # results written back per commit
+# Results are written back once per batch, or after this long when the relay is slow: a
+# mail the relay took but that is not yet marked sent is sent again if the process dies
+# (after its lease runs out), so the window stays short.
+RECORD_SECONDS = 1.0
+
+__all__ = ["Delivery", "OutboxSender", "Relay", "classify_smtp_error"]
 
 
 @dataclass(frozen=True)
@@ -55,92 +62,12 @@ class Delivery:
     reply: str = ""   # the relay's answer to the mail's data ("250 2.0.0 Ok: queued as …")
 
 
-class _Connection(smtplib.SMTP):
-    """smtplib's client, keeping the relay's answer to the data of the last mail
-    (`sendmail` drops it; `mailgate trace` shows it)."""
-
-    last_reply = ""
-
-    def data(self, msg):
-        code, reply = super().data(msg)
-        self.last_reply = f"{code} {reply.decode('utf-8', 'replace')}"[:500]
-        return code, reply
-
-
-class Relay:
-    """One SMTP connection to the relay, reused for a batch."""
-
-    def __init__(self, cfg: OutboundConfig, local_hostname: str | None = None) -> None:
-        self.cfg = cfg
-        self.local_hostname = local_hostname
-        self.conn: smtplib.SMTP | None = None
-
-    def open(self) -> None:
-        conn = _Connection(self.cfg.host, self.cfg.port, timeout=self.cfg.timeout_seconds,
-                           local_hostname=self.local_hostname)
-        try:
-            conn.ehlo()
-            if self.cfg.starttls:
-                conn.starttls(context=ssl.create_default_context(
-                    cafile=self.cfg.tls_ca_file or None))
-                conn.ehlo()
-            password = self.cfg.password or (read_secret_file(self.cfg.password_file)
-                                             if self.cfg.password_file else "")
-            if self.cfg.username:
-                conn.login(self.cfg.username, password)
-        except BaseException:
-            # a refused login or handshake must not leave the socket to the collector
-            conn.close()
-            raise
-        self.conn = conn
-
-    def send(self, mail_from: str, rcpt: str, raw: bytes) -> str:
-        """Hand one mail over; returns the relay's reply to it."""
-        if self.conn is None:
-            self.open()
-        options: list[str] = []
-        if not (mail_from.isascii() and rcpt.isascii()):
-            # an internationalised address (jürgen@…) travels only with SMTPUTF8; a relay
-            # without it refuses this one mail for good, not the connection
-            if not self.conn.has_extn("smtputf8"):
-                raise smtplib.SMTPRecipientsRefused({rcpt: (
-                    553, b"5.6.7 the relay does not offer SMTPUTF8, needed for this address")})
-            options = ["SMTPUTF8"]
-        self.conn.sendmail(mail_from, [rcpt], raw, mail_options=options)
-        return self.conn.last_reply
-
-    def close(self) -> None:
-        if self.conn is not None:
-            try:
-                self.conn.quit()
-            except (smtplib.SMTPException, OSError):
-                self.conn.close()
-            self.conn = None
-
-
-def classify_smtp_error(exc: BaseException) -> tuple[str, str]:
-    """('failed' | 'pending', readable detail) for an error from the relay."""
-    code, text = None, str(exc)
-    if isinstance(exc, smtplib.SMTPAuthenticationError | smtplib.SMTPNotSupportedError):
-        # our credentials or the relay's setup, not this mail: keep it until fixed
-        return OutboxState.PENDING, f"relay login failed ({exc}); check [outbound] username and " \
-                          "password"[:500]
-    if isinstance(exc, smtplib.SMTPRecipientsRefused):
-        code, msg = next(iter(exc.recipients.values()))
-        text = msg.decode("utf-8", "replace") if isinstance(msg, bytes) else str(msg)
-    elif isinstance(exc, smtplib.SMTPResponseException):
-        code = exc.smtp_code
-        text = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) \
-            else str(exc.smtp_error)
-    if code is not None:
-        detail = f"{code} {text}".strip()[:500]
-        return (OutboxState.FAILED if 500 <= code < 600 else OutboxState.PENDING), detail
-    if isinstance(exc, smtplib.SMTPServerDisconnected | OSError | socket.timeout):
-        return OutboxState.PENDING, f"{type(exc).__name__}: {exc}"[:500]
-    return OutboxState.PENDING, f"{type(exc).__name__}: {exc}"[:500]
-
-
 class OutboxSender:
+    """Sends what is due in batches: one statement leases a batch and returns its rows,
+    the mails without bytes are composed outside any write lock, all go over one relay
+    connection, and the results are written back in one statement (one short write unit
+    per batch, or per `RECORD_SECONDS` when the relay is slow)."""
+
     def __init__(self, app: App) -> None:
         self.app = app
         self.cfg = app.config.outbound
@@ -150,28 +77,42 @@ class OutboxSender:
                       self.cfg.retry_max_seconds)
         return dt.timedelta(seconds=seconds)
 
-    def claim(self) -> list[int]:
+    def claim(self) -> list:
         # a batch claimed by an instance that died is sent by another once this runs out
         lease = dt.timedelta(seconds=self.cfg.lease_seconds)
         with self.app.db.unit() as session:
-            return outbox.claim_outbox(session=session, now=self.app.now(), lease=lease,
-                                       limit=self.cfg.batch_size)
+            return outbox.claim_due(session=session, now=self.app.now(), lease=lease,
+                                    limit=self.cfg.batch_size)
+
+    def idle_seconds(self, longest: float) -> float:
+        """How long the sender may sleep when nothing is due: until the earliest retry
+        falls due (so a backoff of seconds is kept, not rounded up to the poll), at most
+        `longest`; new mail wakes it sooner."""
+        try:
+            with self.app.db.unit(write=False) as session:
+                due = outbox.next_due(session=session)
+        except Exception:   # the loop's own wait then: never a reason to stop sending
+            return longest
+        if due is None:
+            return longest
+        if due.tzinfo is None:
+            due = due.replace(tzinfo=dt.UTC)
+        return min(longest, max(0.1, (due - self.app.now()).total_seconds()))
 
     def run_due(self) -> list[Delivery]:
-        """Send everything due now over one connection; returns what happened to each.
-
-        The batch is read in one query and composed outside any write lock; results
-        are written back a chunk at a time (one commit per chunk, not per mail)."""
+        """Send everything due now over one connection; returns what happened to each."""
         try:
-            ids = self.claim()
+            rows = self.claim()
         except StoreUnavailable:
             return []
-        if not ids:
+        if not rows:
             return []
-        mails = self._load(ids)
+        mails = self._load(rows)
         relay = Relay(self.cfg)
         results: list[Delivery] = []
         pending: list[tuple[_Mail, Delivery]] = []
+        unsent: list[int] = []
+        since = time.monotonic()
         try:
             for i, mail in enumerate(mails):
                 result = self._deliver(relay, mail)
@@ -179,22 +120,26 @@ class OutboxSender:
                 pending.append((mail, result))
                 if result.state == OutboxState.PENDING and result.detail.startswith("connect:"):
                     # The relay is unreachable: put the rest back without an attempt.
-                    self._release([m.id for m in mails[i + 1:]])
+                    unsent = [m.id for m in mails[i + 1:]]
                     break
-                if len(pending) >= RECORD_EVERY:
-                    self._record(pending)
-                    pending = []
+                if time.monotonic() - since > RECORD_SECONDS:
+                    # a slow relay: what it took is written down before a crash could
+                    # make another instance send it again
+                    self._record(pending, [])
+                    pending, since = [], time.monotonic()
         finally:
             relay.close()
-            if pending:
-                self._record(pending)
+            if pending or unsent:
+                self._record(pending, unsent)
         return results
 
-    def _load(self, ids: list[int]) -> list[_Mail]:
-        """The claimed rows, each with its bytes (composed now if it has none yet)."""
+    def _load(self, rows: list) -> list[_Mail]:
+        """The claimed rows as mails, each with its bytes (composed now if it has none
+        yet; the store is read only for a mail that takes an agent's files along)."""
+        files = any(not r.raw and (r.payload or {}).get("files_of") for r in rows)
         out = []
-        with self.app.db.unit(write=False) as session:
-            for row in outbox.rows_by_id(session=session, ids=ids):
+        with self.app.db.unit(write=False) if files else contextlib.nullcontext() as session:
+            for row in rows:
                 mail = _Mail(row.id, row.mail_from, row.rcpt, row.raw, row.attempts,
                              row.created_at, row.subject, row.last_error, row.next_attempt_at)
                 if not row.raw:
@@ -212,7 +157,7 @@ class OutboxSender:
         if mail.error:
             return Delivery(mail.id, OutboxState.FAILED, mail.error)
         try:
-            if relay.conn is None:
+            if not relay.usable():
                 try:
                     relay.open()
                 except (OSError, smtplib.SMTPException) as exc:
@@ -222,16 +167,23 @@ class OutboxSender:
             reply = relay.send(mail.mail_from, mail.rcpt, mail.raw)
             faults.hit("outbox.after_send")
         except (smtplib.SMTPException, OSError) as exc:
-            relay.close()
+            if answered(exc):
+                relay.reset()   # the relay refused this mail: the next one goes on
+            else:
+                relay.close()   # the connection is in doubt: the next mail opens a new one
             state, detail = classify_smtp_error(exc)
             return Delivery(mail.id, state, detail)
         return Delivery(mail.id, OutboxState.SENT, "", reply)
 
-    def _record(self, done: list[tuple[_Mail, Delivery]]) -> None:
+    def _record(self, done: list[tuple[_Mail, Delivery]], unsent: list[int]) -> None:
+        """Write the attempts back and put `unsent` back unattempted, in one write unit."""
         now = self.app.now()
         with self.app.db.unit() as session:
             outbox.record_attempts(session=session,
                                    rows=[self._values(m, r, now) for m, r in done])
+            if unsent:
+                session.execute(update(Outbox).where(Outbox.id.in_(unsent))
+                                .values(state=OutboxState.PENDING, lease_until=None))
         for mail, result in done:
             log = self.app.log.bind(outbox=mail.id)
             if result.state == OutboxState.SENT:
@@ -260,13 +212,6 @@ class OutboxSender:
         else:
             values.update(state=OutboxState.PENDING, next_attempt_at=now + self.backoff(attempts))
         return values
-
-    def _release(self, ids: list[int]) -> None:
-        if not ids:
-            return
-        with self.app.db.unit() as session:
-            session.execute(update(Outbox).where(Outbox.id.in_(ids))
-                            .values(state=OutboxState.PENDING, lease_until=None))
 
     def compact(self) -> int:
         """Forget the bytes of mail sent more than `keep_sent_days` ago (the rows stay)."""

@@ -50,7 +50,8 @@ def compose_queued(session: Session, app: App, row: Outbox) -> Composed:
         rendered=rendered, ticket=number, to=Person(row.rcpt, p.get("to_name", "")),
         message_id=row.message_id, date=row.created_at, from_name=p.get("from_name", ""),
         auto=p.get("auto"), in_reply_to=p.get("in_reply_to", ""),
-        references=tuple(p.get("references") or ()), files=files)
+        references=tuple(p.get("references") or ()), files=files,
+        reply_address=reply_address if number is not None else "")
     return Composed(subject, raw)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import functools
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -68,16 +69,17 @@ class Composer:
     def compose(self, *, rendered: Rendered, ticket: int | None, to: Person, message_id: str,
                 date: dt.datetime, from_name: str = "", auto: str | None = None,
                 in_reply_to: str = "", references: Sequence[str] = (),
-                files: Sequence[FileToSend] = ()) -> tuple[str, bytes]:
+                files: Sequence[FileToSend] = (), reply_address: str = "") -> tuple[str, bytes]:
         """(subject, wire bytes) of one mail to one person. `auto` is the RFC 3834
-        Auto-Submitted value or None."""
+        Auto-Submitted value or None; `reply_address` is the recipient's token address
+        when the caller has made it already (else it is made here)."""
         subject = clean_text_line(rendered.subject)[:300]
         if ticket is not None and not SUBJECT_TAG_RE.search(subject):
             subject = f"[#{ticket}] {subject}"
         lines = [_h("From", _addr(from_name or self.support_name, self.support_address)),
                  _h("To", _addr(to.name, to.email))]
         if ticket is not None:
-            reply = self.token_address(ticket, to.email, today=date.date())
+            reply = reply_address or self.token_address(ticket, to.email, today=date.date())
             lines.append(_h("Reply-To", _addr(self.support_name, reply)))
         lines += [_text_header("Subject", subject),
                   _h("Date", format_datetime(date.astimezone(dt.UTC))),
@@ -130,6 +132,7 @@ def encoded_words(value: str, chunk: int = 45) -> str:
     return (CRLF + " ").join(words)
 
 
+@functools.lru_cache(maxsize=4096)   # the same few senders and recipients, again and again
 def _addr(name: str, email: str) -> str:
     local, domain = split_address(email)
     address = f"{local}@{domain}"

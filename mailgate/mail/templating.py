@@ -117,6 +117,9 @@ class Templates:
             lstrip_blocks=True,
         )
         self.env.filters["date"] = local_date
+        # (name, language) -> its compiled template, blocks checked: looked up, read and
+        # compiled once per process, like `auto_reload=False` above
+        self._compiled: dict[tuple[str, str], Any] = {}
 
     def names(self, folder: str = "") -> list[str]:
         return sorted({name for name, _ in self.variants(folder)})
@@ -149,12 +152,17 @@ class Templates:
                 return str(d.joinpath(file_name))
         raise TemplateProblem(f"no template named {name!r}")
 
+    def _compile(self, name: str, language: str):
+        template = self.env.get_template(self.file_name(name, language))
+        missing = {"subject", "body"} - set(template.blocks)
+        if missing:
+            raise TemplateProblem(f"template {name!r} lacks block(s): {sorted(missing)}")
+        self._compiled[(name, language)] = template
+        return template
+
     def render(self, name: str, variables: dict[str, Any], language: str = "en") -> Rendered:
         try:
-            template = self.env.get_template(self.file_name(name, language))
-            missing = {"subject", "body"} - set(template.blocks)
-            if missing:
-                raise TemplateProblem(f"template {name!r} lacks block(s): {sorted(missing)}")
+            template = self._compiled.get((name, language)) or self._compile(name, language)
             ctx = template.new_context({**variables, "language": language})
             subject = "".join(template.blocks["subject"](ctx))
             body = "".join(template.blocks["body"](ctx))
