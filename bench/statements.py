@@ -17,7 +17,10 @@ Run: .venv/bin/python bench/statements.py [-n 1500] [--database-url URL] [--hist
 from __future__ import annotations
 
 import argparse
+import cProfile
 import datetime as dt
+import hashlib
+import json
 import random
 import re
 import sys
@@ -35,6 +38,21 @@ from bench.common import Store, corpus  # noqa: E402
 from bench.history import load_history  # noqa: E402
 
 _FROM = re.compile(r"FROM\s+(\w+)")
+# what differs from run to run: Message-IDs (ours and make_msgid's), VERP addresses, times
+_RANDOM = re.compile(r"mg\d+\.[0-9a-f]{20}@[\w.-]+|\d{6,}\.\d+\.\d+@[\w.-]+"
+                     r"|support\+b\.[a-z2-7]{16}@[\w.-]+|\d\d:\d\d(:\d\d(\.\d+)?)?")
+_OUTCOME = {   # per table: the columns that say what happened, in a stable order
+    "inbound": "id, state, reason, ticket_id",
+    "message": "inbound_id, ticket_id, direction, author, message_id, from_addr, subject, "
+               "text, full_text, decision, to_addrs, cc_addrs, defects",
+    "outbox": "inbound_id, ticket_id, kind, rcpt, automatic, state, template, reason, "
+              "audience, last_error, payload",
+    "event": "inbound_id, ticket_id, actor, kind, old, new, status, detail",
+    "ticket": "id, project_id, subject, status, substatus, priority, assignee_id, owner_id, "
+              "group_name, ticket_type, due_date, urgent, offer_state, closed_at IS NULL",
+    "ticket_contact": "ticket_id, contact_id, role",
+    "thread_ref": "msgid, ticket_id",
+}
 
 
 def kind_of(statement: str) -> str:
@@ -63,11 +81,27 @@ class Counter:
             "bench_t0", time.perf_counter())
 
 
+def outcomes(session, path: str) -> str:
+    """Every mail's outcome (its inbound row, message, outbox mails, events) and the
+    tickets, as sorted lines in `path`, with what is random in each run (Message-IDs,
+    VERP addresses) blanked; returns the digest to compare before and after a change."""
+    lines = []
+    for table, columns in _OUTCOME.items():
+        for row in session.execute(text(f"SELECT {columns} FROM {table}")):
+            line = json.dumps(list(row), default=str, sort_keys=True, ensure_ascii=False)
+            lines.append(f"{table} {_RANDOM.sub('<r>', line)}")
+    dump = "\n".join(sorted(lines)) + "\n"
+    Path(path).write_text(dump)
+    return hashlib.sha256(dump.encode()).hexdigest()[:16]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-n", type=int, default=1500, help="corpus mails (replies in proportion)")
     ap.add_argument("--database-url", default="", help="PostgreSQL base URL (default SQLite)")
     ap.add_argument("--history", type=int, default=0, help="mails of history loaded first")
+    ap.add_argument("--outcomes", default="", help="write every mail's outcome to this file")
+    ap.add_argument("--profile", default="", help="write a cProfile of the timed run here")
     args = ap.parse_args()
 
     from mailgate.bootstrap import build_app
@@ -111,9 +145,15 @@ def main() -> int:
             store_arrivals(app.db, mails[i:i + 64])
 
         counter = Counter(app.db.engine)
+        profile = cProfile.Profile(time.process_time) if args.profile else None
         cpu, wall = time.process_time(), time.perf_counter()
-        drain()
+        if profile is not None:
+            profile.runcall(drain)
+        else:
+            drain()
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        if profile is not None:
+            profile.dump_stats(args.profile)
         n = len(mails)
         total = sum(counter.count.values())
         print(f"{'postgresql' if args.database_url else 'sqlite'}: {n} mails, "
@@ -126,6 +166,8 @@ def main() -> int:
                 "SELECT state, count(*) FROM inbound GROUP BY state ORDER BY 1")).all()))
             print("  outbox: ", dict(s.execute(text(
                 "SELECT state, count(*) FROM outbox GROUP BY state ORDER BY 1")).all()))
+            if args.outcomes:
+                print("  outcomes:", outcomes(s, args.outcomes), "in", args.outcomes)
     finally:
         app.db.dispose()
         store.drop()

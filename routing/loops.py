@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 LOOP_HEADER = "X-Mailgate-Loop"
+_LOOP_KEY = LOOP_HEADER.lower()
 _RECEIVED = re.compile(rb"(?im)^received:")
 
 
@@ -58,6 +59,17 @@ def _first(headers: Sequence[tuple[str, str]], name: str) -> str | None:
     return None
 
 
+def _firsts(headers: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """Each header's first value by lower-cased name, as `_first` finds it: one pass
+    over the headers instead of one per name asked."""
+    out: dict[str, str] = {}
+    for key, value in headers:
+        k = key.lower()
+        if k not in out:
+            out[k] = value.strip()
+    return out
+
+
 # Subjects of out-of-office and other automatic replies, in the languages our users write.
 _AUTO_SUBJECT = re.compile(
     r"^\s*(\[?auto(matic)?[ -]?(reply|response|generated)\]?|auto:|"
@@ -76,13 +88,14 @@ def classify_automatic(headers: Sequence[tuple[str, str]], *, envelope_sender: s
     another automatic signal); None means unknown (IMAP, a piped mail without --sender):
     the topmost Return-Path header stands in, and without one the sender counts as a
     person's, not as null."""
+    first = _firsts(headers)
     reasons: list[str] = []          # signals that make the mail automatic
     quiet: list[str] = []            # signals that only forbid an automatic answer
-    auto_submitted = _first(headers, "Auto-Submitted")
+    auto_submitted = first.get("auto-submitted")
     if auto_submitted is not None and auto_submitted.split(";")[0].strip().lower() != "no":
         reasons.append(f"Auto-Submitted: {auto_submitted[:60]}")
-    precedence = (_first(headers, "Precedence") or "").lower()
-    list_post = (_first(headers, "List-Post") or "").strip().lower()
+    precedence = (first.get("precedence") or "").lower()
+    list_post = (first.get("list-post") or "").strip().lower()
     if precedence in ("bulk", "junk") and list_post not in ("", "no"):
         # a discussion list (ezmlm, Majordomo) marks its members' mail bulk too
         quiet.append(f"mailing list (Precedence: {precedence} with List-Post): no "
@@ -93,15 +106,15 @@ def classify_automatic(headers: Sequence[tuple[str, str]], *, envelope_sender: s
         quiet.append("mailing list (Precedence: list): no automatic answer")
     for name in ("X-Autoreply", "X-Autorespond", "X-Autoresponder", "X-AutoReply-From",
                  "X-Mail-Autoreply", "Feedback-ID"):
-        if _first(headers, name) is not None:
+        if first.get(name.lower()) is not None:
             reasons.append(f"{name} header")
     for name in ("List-Id", "List-Unsubscribe", "List-Post"):
-        if _first(headers, name) is not None:
+        if first.get(name.lower()) is not None:
             quiet.append(f"mailing list ({name}): no automatic answer")
-    if (_first(headers, "X-Auto-Response-Suppress") or "").lower() == "all" and _first(
-            headers, "X-MS-Exchange-Generated-Message-Source") is not None:
+    if (first.get("x-auto-response-suppress") or "").lower() == "all" and first.get(
+            "x-ms-exchange-generated-message-source") is not None:
         reasons.append("Exchange-generated")
-    ctype = (_first(headers, "Content-Type") or "").lower()
+    ctype = (first.get("content-type") or "").lower()
     if "multipart/report" in ctype:
         reasons.append("delivery or disposition report (multipart/report)")
     if sender and _ROBOT_LOCAL.match(sender.split("@")[0]):
@@ -109,11 +122,11 @@ def classify_automatic(headers: Sequence[tuple[str, str]], *, envelope_sender: s
     if subject and _AUTO_SUBJECT.match(subject):
         reasons.append("automatic-reply subject")
     if envelope_sender is None:
-        envelope_sender = _first(headers, "Return-Path")
+        envelope_sender = first.get("return-path")
     if envelope_sender is not None and envelope_sender.strip().strip("<>").strip() == "":
         # spam uses the null sender too: alone it only forbids an answer (RFC 3834 §2)
         (reasons if reasons else quiet).append("null envelope sender")
-    suppress = _first(headers, "X-Auto-Response-Suppress")
+    suppress = first.get("x-auto-response-suppress")
     if suppress and suppress.lower() != "none":
         quiet.append(f"X-Auto-Response-Suppress: {suppress[:60]}")
     if reasons:
@@ -172,8 +185,7 @@ def own_mail(headers: Sequence[tuple[str, str]], *, message_id: str, sender: str
     """Why this mail must not be processed as mail from a person ("" = it may): our loop
     header, a Message-ID we sent, our own address, a channel we read, or a mail that has
     travelled through too many hops (a loop somewhere else)."""
-    if any(k.lower() == LOOP_HEADER.lower() and v.strip() == marks.loop_marker
-           for k, v in headers):
+    if any(k.lower() == _LOOP_KEY and v.strip() == marks.loop_marker for k, v in headers):
         return "our own mail came back (loop header)"
     if message_id and message_id in sent_ids:
         return f"our own mail came back (Message-ID {message_id})"

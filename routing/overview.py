@@ -41,6 +41,9 @@ RULE = "overview"
 WORDS = ("list", "liste", "oversigt")           # en, de, da (README "Customer commands")
 _KEYS = frozenset(key(w) for w in WORDS)
 _LINE = re.compile(r"^/([^\W\d_][\w-]{0,19})$")
+# a line that starts with "/" once blanks (and Gmail's tracker, which the split drops)
+# are stripped: without one the text cannot be a /list, and splitting it is skipped
+_SLASH_LINE = re.compile(r"(?:\A|[\r\n])[\s\u1427]*/")
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,8 @@ class Request:
 
 def asks_overview(text: str) -> bool:
     """Whether what the author wrote (quotes and signature aside) is `/list` alone."""
+    if "/" not in (text or "") or not _SLASH_LINE.search(text):
+        return False    # the split keeps lines as written: none starts with a slash
     lines = [line.strip() for line in split_reply(text or "").body.splitlines()
              if line.strip()]
     m = _LINE.match(lines[0]) if len(lines) == 1 else None

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import delete, update
+from sqlalchemy import bindparam, delete, update
 from sqlmodel import Session, select
 
 from store.models import Event, Message, ThreadRef, Ticket, TicketContact, TimeBooking
 
 MAX_CHAIN = 10          # N merged into M merged into K ...: followed this far
+_TICKETS = Ticket.__table__
+# built once (Core, an expanding IN list): asked for every batch of mail
+_MERGED = select(_TICKETS.c.id, _TICKETS.c.merged_into_id).where(
+    _TICKETS.c.id.in_(bindparam("numbers", expanding=True)),
+    _TICKETS.c.merged_into_id.is_not(None))
 
 
 def merged_targets(*, session: Session, numbers: Iterable[int]) -> dict[int, int]:
@@ -26,9 +31,7 @@ def merged_targets(*, session: Session, numbers: Iterable[int]) -> dict[int, int
     for _ in range(MAX_CHAIN):
         if not wanted:
             break
-        rows = dict(session.exec(select(Ticket.id, Ticket.merged_into_id)
-                                 .where(Ticket.id.in_(sorted(wanted)),
-                                        Ticket.merged_into_id.is_not(None))).all())
+        rows = dict(session.connection().execute(_MERGED, {"numbers": sorted(wanted)}).all())
         found.update(rows)
         wanted = {m for m in rows.values() if m not in found}
     out = {}

@@ -71,17 +71,34 @@ def senders_projects(*, session: Session, emails: Iterable[str]) -> dict[str, tu
 def senders_contacts(*, session: Session, emails: Iterable[str]) -> dict[str, tuple[str, ...]]:
     """Each address that is a contact at all -> the projects it is a registered contact
     of (maybe none): one statement tells the caller who is known, too."""
+    session.flush()     # as an ORM query would: a contact linked just now counts
+    return {e: slugs for e, (_, _, slugs) in known_contacts(session=session,
+                                                            emails=emails).items()}
+
+
+def known_contacts(*, session: Session, emails: Iterable[str],
+                   ) -> dict[str, tuple[int, str, tuple[str, ...]]]:
+    """Each address that is a contact -> (its id, its name, the projects it is a
+    registered contact of): one statement."""
     emails = sorted(set(e for e in emails if e))
     if not emails:
         return {}
-    out: dict[str, list[str]] = {}
-    for email, slug in session.exec(
-            select(Contact.email, Project.slug)
-            .outerjoin(ContactProject, ContactProject.contact_id == Contact.id)
-            .outerjoin(Project, Project.id == ContactProject.project_id)
-            .where(Contact.email.in_(emails))):
-        out.setdefault(email, []).extend([slug] if slug is not None else [])
-    return {e: tuple(sorted(s)) for e, s in out.items()}
+    out: dict[str, tuple[int, str, list[str]]] = {}
+    for email, contact_id, name, slug in session.connection().execute(
+            _SENDERS, {"emails": emails}):
+        out.setdefault(email, (contact_id, name, []))[2].extend(
+            [slug] if slug is not None else [])
+    return {e: (i, n, tuple(sorted(s))) for e, (i, n, s) in out.items()}
+
+
+# built once (Core, an expanding IN list): building it per batch cost as much as running it
+_SENDERS = (select(Contact.__table__.c.email, Contact.__table__.c.id, Contact.__table__.c.name,
+                   Project.__table__.c.slug)
+            .outerjoin(ContactProject.__table__,
+                       ContactProject.__table__.c.contact_id == Contact.__table__.c.id)
+            .outerjoin(Project.__table__,
+                       Project.__table__.c.id == ContactProject.__table__.c.project_id)
+            .where(Contact.__table__.c.email.in_(bindparam("emails", expanding=True))))
 
 
 def contacts_of_project(*, session: Session, project: Project) -> list[Contact]:
@@ -160,9 +177,17 @@ def contact_row(*, session: Session, email: str, name: str = "") -> tuple[int, s
     if row is None:
         return conn.execute(_INSERT_CONTACT, {"email": email, "name": name}).scalar_one(), name
     if name and not row.name:
-        conn.execute(update(_CONTACTS).where(_CONTACTS.c.id == row.id), {"name": name})
+        name_contact(session=session, contact_id=row.id, name=name)
         return row.id, name
     return row.id, row.name
+
+
+def name_contact(*, session: Session, contact_id: int, name: str) -> None:
+    session.connection().execute(_NAME_CONTACT, {"contact_id": contact_id, "new_name": name})
+
+
+_NAME_CONTACT = update(_CONTACTS).where(_CONTACTS.c.id == bindparam("contact_id")).values(
+    name=bindparam("new_name"))
 
 
 _LINKS = ContactProject.__table__

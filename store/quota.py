@@ -9,10 +9,23 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlmodel import Session, select
 
 from store.models import QuotaEntry, TimeBooking
+
+# the lookups every batch of mail makes, built once (Core, expanding IN lists)
+_ENTRIES, _BOOKINGS = QuotaEntry.__table__, TimeBooking.__table__
+_ADDED = (select(_ENTRIES.c.project_id, func.sum(_ENTRIES.c.minutes))
+          .where(_ENTRIES.c.project_id.in_(bindparam("ids", expanding=True)))
+          .group_by(_ENTRIES.c.project_id))
+_USED = (select(_BOOKINGS.c.project_id, func.sum(_BOOKINGS.c.minutes))
+         .where(_BOOKINGS.c.project_id.in_(bindparam("ids", expanding=True)),
+                _BOOKINGS.c.budget == "project")
+         .group_by(_BOOKINGS.c.project_id))
+_BOOKED = (select(_BOOKINGS.c.ticket_id, _BOOKINGS.c.budget, func.sum(_BOOKINGS.c.minutes))
+           .where(_BOOKINGS.c.ticket_id.in_(bindparam("numbers", expanding=True)))
+           .group_by(_BOOKINGS.c.ticket_id, _BOOKINGS.c.budget))
 
 
 def project_budgets(*, session: Session, project_ids: Iterable[int],
@@ -22,15 +35,11 @@ def project_budgets(*, session: Session, project_ids: Iterable[int],
     ids = sorted(set(project_ids))
     if not ids:
         return {}
-    added = dict(session.exec(select(QuotaEntry.project_id, func.sum(QuotaEntry.minutes))
-                              .where(QuotaEntry.project_id.in_(ids))
-                              .group_by(QuotaEntry.project_id)).all())
+    conn = session.connection()
+    added = dict(conn.execute(_ADDED, {"ids": ids}).all())
     if not added:
         return {}
-    used = dict(session.exec(select(TimeBooking.project_id, func.sum(TimeBooking.minutes))
-                             .where(TimeBooking.project_id.in_(list(added)))
-                             .where(TimeBooking.budget == "project")
-                             .group_by(TimeBooking.project_id)).all())
+    used = dict(conn.execute(_USED, {"ids": list(added)}).all())
     return {p: (int(m), int(used.get(p) or 0)) for p, m in added.items()}
 
 
@@ -40,10 +49,7 @@ def ticket_bookings(*, session: Session, numbers: Iterable[int]) -> dict[int, tu
     out: dict[int, tuple[int, int]] = {}
     if not numbers:
         return out
-    for ticket, budget, minutes in session.exec(
-            select(TimeBooking.ticket_id, TimeBooking.budget, func.sum(TimeBooking.minutes))
-            .where(TimeBooking.ticket_id.in_(numbers))
-            .group_by(TimeBooking.ticket_id, TimeBooking.budget)):
+    for ticket, budget, minutes in session.connection().execute(_BOOKED, {"numbers": numbers}):
         total, offer = out.get(ticket, (0, 0))
         out[ticket] = (total + int(minutes), offer + (int(minutes) if budget == "offer" else 0))
     return out

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
@@ -51,8 +51,7 @@ def roots(*, session: Session, roots: Iterable[str]) -> dict[str, int]:
     roots = sorted(set(r for r in roots if r))
     if not roots:
         return {}
-    return dict(session.exec(select(ThreadRoot.root, ThreadRoot.ticket_id)
-                             .where(ThreadRoot.root.in_(roots))).all())
+    return dict(session.connection().execute(_ROOTS_OF, {"roots": roots}).all())
 
 
 class ThreadTaken(Exception):
@@ -69,12 +68,20 @@ def claim_root(*, session: Session, root: str, ticket_id: int) -> int | None:
     if not root:
         return None
     root = root[:998]
-    table = ThreadRoot.__table__
-    dialect = postgresql if _postgres(session) else sqlite
-    inserted = session.connection().execute(
-        dialect.insert(table).values(root=root, ticket_id=ticket_id)
-        .on_conflict_do_nothing(index_elements=["root"]).returning(table.c.ticket_id)).first()
+    conn = session.connection()
+    inserted = conn.execute(_CLAIM_ROOT[conn.dialect.name], {"root": root,
+                                                             "ticket_id": ticket_id}).first()
     if inserted is not None:
         return ticket_id
-    return session.connection().execute(
-        select(table.c.ticket_id).where(table.c.root == root)).scalar_one()
+    return conn.execute(_ROOT_HOLDER, {"root": root}).scalar_one()
+
+
+# built once per dialect: a statement built per call costs more than the insert itself
+_ROOTS = ThreadRoot.__table__
+_CLAIM_ROOT = {d.dialect().name: d.insert(_ROOTS).values(
+    root=bindparam("root"), ticket_id=bindparam("ticket_id"))
+    .on_conflict_do_nothing(index_elements=["root"]).returning(_ROOTS.c.ticket_id)
+    for d in (postgresql, sqlite)}
+_ROOTS_OF = select(_ROOTS.c.root, _ROOTS.c.ticket_id).where(
+    _ROOTS.c.root.in_(bindparam("roots", expanding=True)))
+_ROOT_HOLDER = select(_ROOTS.c.ticket_id).where(_ROOTS.c.root == bindparam("root"))

@@ -8,15 +8,16 @@ inserts and updates (SQLAlchemy Core, no ORM objects on the hot path).
 from __future__ import annotations
 
 import datetime as dt
+from collections import namedtuple
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, or_, update
+from sqlalchemy import Select, bindparam, delete, func, or_, update
 from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
 from store import later
-from store.db import large_blob, write_blob
+from store.db import empty_value, large_write, write_blob
 from store.models import (
     Attachment,
     Contact,
@@ -33,12 +34,25 @@ from store.models import (
 
 
 def tickets_with_project(*, session: Session, numbers: Iterable[int],
-                         ) -> list[tuple[Ticket, Project]]:
+                         ) -> list[tuple[TicketRow, ProjectRow]]:
+    """Each ticket with its project, as plain rows (read only; the tables' column names
+    as attributes): Core, one statement, no ORM objects."""
     numbers = sorted(set(numbers))
     if not numbers:
         return []
-    return list(session.exec(select(Ticket, Project).join(Project, Project.id == Ticket.project_id)
-                             .where(Ticket.id.in_(numbers))))
+    cut = len(_TICKET_COLUMNS)
+    return [(TicketRow._make(r[:cut]), ProjectRow._make(r[cut:]))
+            for r in session.connection().execute(_WITH_PROJECT, {"numbers": numbers})]
+
+
+_TICKET_COLUMNS = tuple(Ticket.__table__.c)
+_PROJECT_COLUMNS = tuple(Project.__table__.c)
+TicketRow = namedtuple("TicketRow", [c.key for c in _TICKET_COLUMNS])
+ProjectRow = namedtuple("ProjectRow", [c.key for c in _PROJECT_COLUMNS])
+_WITH_PROJECT = (select(*_TICKET_COLUMNS, *_PROJECT_COLUMNS)
+                 .join_from(Ticket.__table__, Project.__table__,
+                            Project.__table__.c.id == Ticket.__table__.c.project_id)
+                 .where(Ticket.__table__.c.id.in_(bindparam("numbers", expanding=True))))
 
 
 def people_of(*, session: Session, numbers: Iterable[int]) -> dict[int, list[tuple[str, str, str]]]:
@@ -47,11 +61,8 @@ def people_of(*, session: Session, numbers: Iterable[int]) -> dict[int, list[tup
     out: dict[int, list[tuple[str, str, str]]] = {n: [] for n in numbers}
     if not numbers:
         return out
-    for ticket_id, email, name, role in session.exec(
-            select(TicketContact.ticket_id, Contact.email, Contact.name, TicketContact.role)
-            .join(Contact, Contact.id == TicketContact.contact_id)
-            .where(TicketContact.ticket_id.in_(numbers))
-            .order_by(TicketContact.ticket_id, TicketContact.role.desc(), Contact.email)):
+    for ticket_id, email, name, role in session.connection().execute(
+            _PEOPLE_OF, {"numbers": numbers}):
         out[ticket_id].append((email, name, role))
     return out
 
@@ -60,8 +71,7 @@ def thread_index(*, session: Session, msgids: Iterable[str]) -> dict[str, int]:
     msgids = sorted(set(m for m in msgids if m))
     if not msgids:
         return {}
-    rows = session.exec(select(ThreadRef.msgid, ThreadRef.ticket_id)
-                        .where(ThreadRef.msgid.in_(msgids)).order_by(ThreadRef.id))
+    rows = session.connection().execute(_THREAD_INDEX, {"msgids": msgids})
     return {m: t for m, t in rows}   # the newest reference wins
 
 
@@ -73,15 +83,7 @@ def thread_heads(*, session: Session, numbers: Iterable[int], latest: int = 10,
     out: dict[int, list[str]] = {n: [] for n in numbers}
     if not numbers:
         return out
-    newest = func.row_number().over(partition_by=ThreadRef.ticket_id,
-                                    order_by=ThreadRef.id.desc()).label("newest")
-    oldest = func.row_number().over(partition_by=ThreadRef.ticket_id,
-                                    order_by=ThreadRef.id).label("oldest")
-    ranked = (select(ThreadRef.ticket_id, ThreadRef.msgid, ThreadRef.id, newest, oldest)
-              .where(ThreadRef.ticket_id.in_(numbers)).subquery())
-    rows = session.exec(select(ranked.c.ticket_id, ranked.c.msgid)
-                        .where(or_(ranked.c.newest <= latest, ranked.c.oldest == 1))
-                        .order_by(ranked.c.ticket_id, ranked.c.id))
+    rows = session.connection().execute(_THREAD_HEADS, {"numbers": numbers, "latest": latest})
     for ticket_id, msgid in rows:
         if msgid not in out[ticket_id]:
             out[ticket_id].append(msgid)
@@ -93,13 +95,45 @@ def last_inbound_ids(*, session: Session, numbers: Iterable[int]) -> dict[int, s
     numbers = sorted(set(numbers))
     if not numbers:
         return {}
-    newest = func.row_number().over(partition_by=Message.ticket_id,
-                                    order_by=Message.id.desc()).label("newest")
-    ranked = (select(Message.ticket_id, Message.message_id, newest)
-              .where(Message.ticket_id.in_(numbers), Message.direction == "in",
-                     Message.message_id != "").subquery())
-    return dict(session.exec(select(ranked.c.ticket_id, ranked.c.message_id)
-                             .where(ranked.c.newest == 1)).all())
+    return dict(session.connection().execute(_LAST_INBOUND, {"numbers": numbers}).all())
+
+
+# The batch lookups above, built once (Core, expanding IN lists): building and caching a
+# statement per call cost about as much as running it.
+_REFS, _PEOPLE, _CONTACTS_T = ThreadRef.__table__, TicketContact.__table__, Contact.__table__
+_PEOPLE_OF = (select(_PEOPLE.c.ticket_id, _CONTACTS_T.c.email, _CONTACTS_T.c.name,
+                     _PEOPLE.c.role)
+              .join(_CONTACTS_T, _CONTACTS_T.c.id == _PEOPLE.c.contact_id)
+              .where(_PEOPLE.c.ticket_id.in_(bindparam("numbers", expanding=True)))
+              .order_by(_PEOPLE.c.ticket_id, _PEOPLE.c.role.desc(), _CONTACTS_T.c.email))
+_THREAD_INDEX = (select(_REFS.c.msgid, _REFS.c.ticket_id)
+                 .where(_REFS.c.msgid.in_(bindparam("msgids", expanding=True)))
+                 .order_by(_REFS.c.id))
+
+
+def _thread_heads() -> Select:
+    newest = func.row_number().over(partition_by=_REFS.c.ticket_id,
+                                    order_by=_REFS.c.id.desc()).label("newest")
+    oldest = func.row_number().over(partition_by=_REFS.c.ticket_id,
+                                    order_by=_REFS.c.id).label("oldest")
+    ranked = (select(_REFS.c.ticket_id, _REFS.c.msgid, _REFS.c.id, newest, oldest)
+              .where(_REFS.c.ticket_id.in_(bindparam("numbers", expanding=True))).subquery())
+    return (select(ranked.c.ticket_id, ranked.c.msgid)
+            .where(or_(ranked.c.newest <= bindparam("latest"), ranked.c.oldest == 1))
+            .order_by(ranked.c.ticket_id, ranked.c.id))
+
+
+def _last_inbound() -> Select:
+    m = Message.__table__
+    newest = func.row_number().over(partition_by=m.c.ticket_id,
+                                    order_by=m.c.id.desc()).label("newest")
+    ranked = (select(m.c.ticket_id, m.c.message_id, newest)
+              .where(m.c.ticket_id.in_(bindparam("numbers", expanding=True)),
+                     m.c.direction == "in", m.c.message_id != "").subquery())
+    return select(ranked.c.ticket_id, ranked.c.message_id).where(ranked.c.newest == 1)
+
+
+_THREAD_HEADS, _LAST_INBOUND = _thread_heads(), _last_inbound()
 
 
 def tickets_of_sender(*, session: Session, email: str, limit: int = 500) -> tuple[int, ...]:
@@ -117,6 +151,7 @@ def tickets_of_sender(*, session: Session, email: str, limit: int = 500) -> tupl
 _TICKETS, _MESSAGES = Ticket.__table__, Message.__table__
 _INSERT_TICKET = _TICKETS.insert().returning(_TICKETS.c.id)
 _INSERT_MESSAGE = _MESSAGES.insert().returning(_MESSAGES.c.id)
+_UPDATE_TICKET = update(_TICKETS).where(_TICKETS.c.id == bindparam("ticket_number"))
 
 
 def insert_ticket(*, session: Session, values: dict[str, Any]) -> int:
@@ -124,11 +159,23 @@ def insert_ticket(*, session: Session, values: dict[str, Any]) -> int:
 
 
 def update_ticket(*, session: Session, number: int, values: dict[str, Any]) -> None:
-    session.connection().execute(update(_TICKETS).where(_TICKETS.c.id == number), values)
+    session.connection().execute(_UPDATE_TICKET, {**values, "ticket_number": number})
 
 
 def insert_message(*, session: Session, values: dict[str, Any]) -> int:
-    return session.connection().execute(_INSERT_MESSAGE, values).scalar_one()
+    """Store a message; its id is known at once. While the unit holds inserts
+    (`store.later`) the row waits for the batch's one executemany under an id reserved
+    for it: nothing in the batch reads a message back."""
+    if not later.holding(session):
+        return session.connection().execute(_INSERT_MESSAGE, values).scalar_one()
+    row_id = later.next_id(session, _MESSAGES)
+    later.insert(session, _MESSAGES, [{**values, "id": row_id}])
+    return row_id
+
+
+def reserve_message_ids(*, session: Session, count: int) -> None:
+    """Ids for the next `count` messages the unit holds (one statement for the batch)."""
+    later.reserve_ids(session, _MESSAGES, count)
 
 
 def update_message(*, session: Session, message_id: int, values: dict[str, Any]) -> None:
@@ -156,15 +203,19 @@ _INSERT_ATTACHMENT = _ATTACHMENTS.insert().returning(_ATTACHMENTS.c.id)
 
 
 def insert_attachments(*, session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Store files; a large one on SQLite goes in a piece at a time."""
-    small = [r for r in rows if not large_blob(session, len(r["data"]))]
-    insert_rows(session=session, model=Attachment, rows=small)
+    """Store files (held with their message while the unit holds inserts); a large one
+    goes in a piece at a time (store.db.write_blob), after the held rows."""
+    small = [r for r in rows if not large_write(session, len(r["data"]))]
+    insert_later(session=session, model=Attachment, rows=small)
+    if len(small) == len(rows):
+        return
+    later.flush(session)
     conn = session.connection()
     for r in rows:
-        if large_blob(session, len(r["data"])):
+        if large_write(session, len(r["data"])):
             rest = {k: v for k, v in r.items() if k != "data"}
             row_id = conn.execute(_INSERT_ATTACHMENT.values(
-                **rest, data=func.zeroblob(len(r["data"])))).scalar_one()
+                **rest, data=empty_value(session, len(r["data"])))).scalar_one()
             write_blob(session, "attachment", "data", row_id, r["data"])
 
 

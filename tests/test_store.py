@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import select
 
+from store import later, tickets
 from store.db import Database
 from store.migrations import SCHEMA_VERSION, SchemaError, migrate
 from store.models import Agent, Project, Ticket
@@ -99,3 +100,36 @@ def test_sqlite_runs_in_wal_mode_with_synchronous_full(sqlite_url):
     finally:
         database.dispose()
     assert (mode, sync) == ("wal", 2)                      # 2 = FULL
+
+
+def _message(i: int) -> dict:
+    return {"ticket_id": None, "inbound_id": None, "direction": "in", "author": "stranger",
+            "message_id": f"m{i}@test.example", "in_reply_to": "", "references": "",
+            "from_addr": "kim@customer.example", "from_name": "Kim", "to_addrs": [],
+            "cc_addrs": [], "subject": f"held {i}", "text": f"word{i}", "full_text": f"word{i}",
+            "html": "", "decision": {}, "defects": [], "dedup_key": f"k{i}",
+            "created_at": dt.datetime.now(dt.UTC)}
+
+
+def test_messages_held_for_the_batch_statement_keep_the_ids_they_were_given(db):
+    """A batch holds its messages (and their files) for one statement at the commit:
+    each keeps the id it was given at once, beyond the reserved ones too, and a message
+    stored afterwards the ordinary way comes after them."""
+    migrate(db)
+    with db.unit() as s:
+        later.hold(s)
+        tickets.reserve_message_ids(session=s, count=2)
+        ids = [tickets.insert_message(session=s, values=_message(i)) for i in range(3)]
+        tickets.insert_attachments(session=s, rows=[{
+            "message_row_id": ids[0], "filename": "a.txt", "content_type": "text/plain",
+            "size": 1, "sha256": "x", "content_id": "", "data": b"a"}])
+        assert s.execute(text("SELECT count(*) FROM message")).scalar() == 0
+    with db.unit() as s:
+        after = tickets.insert_message(session=s, values=_message(3))
+    with db.unit(write=False) as s:
+        stored = s.execute(text("SELECT id, dedup_key FROM message ORDER BY id")).all()
+        files = s.execute(text("SELECT message_row_id FROM attachment")).scalars().all()
+    assert len(set(ids)) == 3 and after > max(ids)
+    assert [tuple(r) for r in stored] == [(ids[0], "k0"), (ids[1], "k1"), (ids[2], "k2"),
+                                          (after, "k3")]
+    assert files == [ids[0]]

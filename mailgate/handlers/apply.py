@@ -26,7 +26,7 @@ from routing.addresses import plus_address
 from routing.context import Site, TicketContext
 from routing.effects import Audience, Direction, Effects, MailIntent
 from routing.threads import thread_root
-from store import links, outbox, people, quota, threads, tickets
+from store import later, links, outbox, people, quota, threads, tickets
 from store.models import Event, OutboxState, ThreadRef
 
 
@@ -103,8 +103,7 @@ def _open(session: Session, app: App, effects: Effects, site: Site, now: dt.date
     o = effects.open
     info = site.projects[o.project]
     project_id = _project_id(session, batch, o.project)
-    contact, name = people.contact_row(session=session, email=o.requester.email,
-                                       name=o.requester.name)
+    contact, name = _contact(session, batch, o.requester.email, o.requester.name)
     if o.link_contact and people.link_contact(session=session, contact_id=contact,
                                               project_id=project_id) and batch is not None:
         batch.sender_projects[o.requester.email] = tuple(sorted(
@@ -137,6 +136,20 @@ def _open(session: Session, app: App, effects: Effects, site: Site, now: dt.date
                          (Person(o.requester.email, name or o.requester.name),
                           *(Person(a, n) for a, (_, n) in copied.items())),
                          updated=now)
+
+
+def _contact(session: Session, batch: Batch | None, email: str, name: str) -> tuple[int, str]:
+    """(id, name) of the contact with this address, made if new (`people.contact_row`);
+    a sender the batch found as a contact needs no lookup. Only rows that were there
+    when the batch began are taken from it: nothing a rolled-back mail wrote."""
+    known = batch.contacts.get(email) if batch is not None else None
+    if known is None:
+        return people.contact_row(session=session, email=email, name=name)
+    if name and not known[1]:
+        people.name_contact(session=session, contact_id=known[0], name=name)
+        del batch.contacts[email]       # named now: asked of the store from here on
+        return known[0], name
+    return known
 
 
 def _follow_up_link(session: Session, new: int, old: int, actor: str,
@@ -204,6 +217,7 @@ def _forwarders_note(session: Session, effects: Effects, ticket_id: int | None,
 
 def _link_inline_images(session: Session, row_id: int, text: str, full_text: str) -> None:
     """Inline images in the stored text name their attachment ids (mail.inline)."""
+    later.flush(session)        # the message and its files, if the unit held them
     files = tickets.inline_files(session=session, message_id=row_id)
     linked = link_images(text, files), link_images(full_text, files)
     if linked != (text, full_text):

@@ -38,7 +38,7 @@ from store import (
     threads,
     tickets,
 )
-from store.models import Project, Ticket
+from store.models import Project
 
 
 def load_site(session: Session, app: App) -> Site:
@@ -54,8 +54,8 @@ def load_site(session: Session, app: App) -> Site:
     return Site(staff, projects, app.workflows, policy_of(app))
 
 
-def project_info(p: Project, role_map: dict[str, tuple[str, ...]] | None = None,
-                 ) -> ProjectInfo:
+def project_info(p: Project | tickets.ProjectRow,
+                 role_map: dict[str, tuple[str, ...]] | None = None) -> ProjectInfo:
     return ProjectInfo(p.slug, p.name, p.key, p.workflow, language=p.language,
                        domain=p.domain, contact_person=p.contact_person,
                        invitation_url=p.invitation_url, signature=p.signature,
@@ -127,6 +127,9 @@ class Batch:
     # acknowledgement of a new ticket when [mail] ack_lists_open
     requests: dict[str, tuple[Request, ...]] = field(default_factory=dict)
     ack_lists_open: bool = False
+    # senders who were contacts when the batch began -> (contact id, name): a ticket
+    # they open needs no lookup (`apply._contact`)
+    contacts: dict[str, tuple[int, str]] = field(default_factory=dict)
 
     def directory(self, app: App, facts: MailFacts, sender_tickets: tuple[int, ...] = ()
                   ) -> Directory:
@@ -196,8 +199,9 @@ def gather(session: Session, app: App, mails: Sequence[tuple[ParsedMail, MailFac
     threads.lock_tickets(session=session, numbers=numbers)
     batch.contexts = ticket_contexts(session, site, numbers)
     batch.projects_by_key = people.projects_by_key(session=session, keys=keys)
-    known = people.senders_contacts(session=session, emails=senders)
-    batch.sender_projects = {e: s for e, s in known.items() if s}
+    known = people.known_contacts(session=session, emails=senders)
+    batch.sender_projects = {e: s for e, (_, _, s) in known.items() if s}
+    batch.contacts = {e: (i, n) for e, (i, n, _) in known.items()}
     batch.dedup = inbox.existing_dedup(session=session, keys=[m.dedup_key for m, _ in mails])
     batch.sent_ids = outbox.sent_message_ids(session=session,
                                              msgids=[m.message_id for m, _ in mails])
@@ -237,7 +241,9 @@ def load_guards(session: Session, batch: Batch, senders: set[str], now: dt.datet
     site, policy = batch.site, batch.site.policy
     external = senders | {c.email for ctx in batch.contexts.values() for c in ctx.customers}
     batch.suppressed = outbox.suppressed(session=session, addresses=external, now=now)
-    outbox.lock_recipients(session=session, addresses=external)
+    # the cap check of these addresses takes turns across instances (PostgreSQL): one
+    # statement locks them all, in the hash order every batch uses (no deadlock)
+    threads.lock_keys(session=session, keys=external)
     # the recipient cap never applies to agents (see routing.guards): their thousands
     # of notifications a day need not be counted, only those per ticket below
     recent, day = outbox.automatic_counts(
@@ -271,8 +277,9 @@ def ticket_contexts(session: Session, site: Site, numbers) -> dict[int, TicketCo
             for t, p in rows}
 
 
-def context_of(t: Ticket, p: Project, site: Site, people_on: list[tuple[str, str, str]],
-               thread: list[str], last_inbound: str, emails: dict[int, str],
+def context_of(t: tickets.TicketRow, p: tickets.ProjectRow, site: Site,
+               people_on: list[tuple[str, str, str]], thread: list[str], last_inbound: str,
+               emails: dict[int, str],
                budget: Budget | None, booked: tuple[int, int]) -> TicketContext:
     """One ticket's context; `emails` are the agents' by id, `budget` its project's
     contingent and `booked` its (minutes in all, minutes against its offer): the facts of
