@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 
 import structlog
-from sqlalchemy import event
+from sqlalchemy import event, func, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -234,8 +234,13 @@ def make_private(path: str | None) -> list[tuple[str, int]]:
     say so. A file it cannot touch is left to SQLite to report."""
     if not path or path == ":memory:" or path.startswith("file:"):
         return []
+    # Only a missing file is opened (O_EXCL): closing any descriptor of a file drops every
+    # POSIX lock this process holds on it, SQLite's shared lock of an open connection
+    # too. Without that lock another process that closes its last connection thinks it is
+    # the last user and deletes the -wal and -shm under this one, whose commits are then
+    # invisible to everyone else (a second Database in a process that has one open).
     with contextlib.suppress(OSError):
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
     fixed = []
     for name in (path + side for side in SIDE_FILES):
         try:
@@ -335,13 +340,51 @@ def large_blob(session: Session, size: int) -> bool:
     return size > BLOB_PIECES and session.get_bind().dialect.name == "sqlite"
 
 
+# PostgreSQL: binding a large value copies it into the driver's buffer (a second copy of
+# a 15 MB file). Above this size it goes into a temporary large object a piece at a time
+# and the server copies it into the row.
+PG_PIECES = 4 << 20
+
+
+def large_write(session: Session, size: int) -> bool:
+    """Is a value of `size` bytes inserted empty and then filled by `write_blob`?"""
+    if session.get_bind().dialect.name == "sqlite":
+        return size > BLOB_PIECES
+    return size > PG_PIECES
+
+
+def empty_value(session: Session, size: int):
+    """What a row is inserted with for a value `write_blob` fills afterwards."""
+    return func.zeroblob(size) if session.get_bind().dialect.name == "sqlite" else b""
+
+
 def write_blob(session: Session, table: str, column: str, rowid: int, data) -> None:
-    """Fill a value inserted as zeroblob(len(data))."""
+    """Fill a value inserted as `empty_value`: `data` is a buffer, or (SQLite) an
+    iterator of buffers (written one after another, none held longer than its write)."""
+    if session.get_bind().dialect.name != "sqlite":
+        _write_large_object(session, table, column, rowid, memoryview(data))
+        return
     dbapi = session.connection().connection.dbapi_connection
-    view = memoryview(data)
     with dbapi.blobopen(table, column, rowid) as blob:
-        for start in range(0, len(view), BLOB_PIECES):
-            blob.write(view[start:start + BLOB_PIECES])
+        if isinstance(data, bytes | bytearray | memoryview):
+            view = memoryview(data)
+            for start in range(0, len(view), BLOB_PIECES):
+                blob.write(view[start:start + BLOB_PIECES])
+        else:
+            for piece in data:
+                blob.write(piece)
+
+
+def _write_large_object(session: Session, table: str, column: str, rowid: int,
+                        view: memoryview) -> None:
+    conn = session.connection()
+    oid = conn.execute(text("SELECT lo_create(0)")).scalar_one()
+    for at in range(0, len(view), PG_PIECES):
+        conn.execute(text("SELECT lo_put(CAST(:oid AS oid), :at, :piece)"),
+                     {"oid": oid, "at": at, "piece": view[at:at + PG_PIECES]})
+    conn.execute(text(f"UPDATE {table} SET {column} = lo_get(CAST(:oid AS oid)) "
+                      "WHERE id = :id"), {"oid": oid, "id": rowid})
+    conn.execute(text("SELECT lo_unlink(CAST(:oid AS oid))"), {"oid": oid})
 
 
 def read_blob(session: Session, table: str, column: str, rowid: int, size: int) -> bytearray:

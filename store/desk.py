@@ -15,6 +15,7 @@ from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
 from store.db import large_blob, read_blob
+from store.inbox import raw_pieces
 from store.models import Attachment, Event, Inbound, Message, Outbox, Project, Ticket
 
 # `log SLUG` (and `--undone`) walks these newest first and stops at its limit, whatever
@@ -127,6 +128,8 @@ def raw_of_message(*, session: Session, message: Message) -> bytes | None:
         if row is not None and large_blob(session, row):
             return bytes(read_blob(session, "inbound", "raw", message.inbound_id, row))
         raw = session.exec(select(Inbound.raw).where(Inbound.id == message.inbound_id)).first()
+        if raw == b"":             # a large mail is kept a piece per row
+            raw = b"".join(raw_pieces(session=session, inbound_id=message.inbound_id))
         if raw:
             return bytes(raw)
     if message.message_id:

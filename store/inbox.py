@@ -8,16 +8,16 @@ mail to be taken again once the lease runs out.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, or_, update
+from sqlalchemy import bindparam, case, delete, func, or_, update
 from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
 from store.db import BLOB_PIECES, large_blob, read_blob
-from store.models import Inbound, InboundState, Message
+from store.models import Inbound, InboundPiece, InboundState, Message
 
 
 def claim_inbound(*, session: Session, now: dt.datetime, lease: dt.timedelta,
@@ -25,21 +25,29 @@ def claim_inbound(*, session: Session, now: dt.datetime, lease: dt.timedelta,
     """Take due pending rows (and rows whose worker died) and count the attempt now,
     so a mail that kills the process is still counted. `mine`: rows the caller claimed
     before and applies before these (they hold no sender's newer mail back)."""
-    due = (select(Inbound.id, Inbound.mail_from)
-           .where(or_(Inbound.state == InboundState.PENDING,
-                      (Inbound.state == InboundState.PROCESSING) & (Inbound.lease_until < now)))
-           .where(or_(Inbound.next_attempt_at.is_(None), Inbound.next_attempt_at <= now))
-           .order_by(Inbound.id).limit(limit).with_for_update(skip_locked=True))
-    senders = dict(session.exec(due).all())
+    conn = session.connection()
+    senders = dict(conn.execute(_DUE, {"now": now, "limit": limit}).all())
     # on SQLite one instance owns the database: no other claim can hold a sender's
     # older mail, so the order query is only for several instances on PostgreSQL
-    ids = (list(senders) if session.get_bind().dialect.name == "sqlite"
+    ids = (list(senders) if conn.dialect.name == "sqlite"
            else _in_sender_order(session, senders, now, set(mine)))
     if ids:
-        session.execute(update(Inbound).where(Inbound.id.in_(ids))
-                        .values(state=InboundState.PROCESSING, attempts=Inbound.attempts + 1,
-                                lease_until=now + lease))
+        conn.execute(_TAKE, {"ids": ids, "new_lease": now + lease})
     return ids
+
+
+# claiming runs before every batch: its statements are built once (Core)
+_INBOUND = Inbound.__table__
+_DUE = (select(_INBOUND.c.id, _INBOUND.c.mail_from)
+        .where(or_(_INBOUND.c.state == InboundState.PENDING,
+                   (_INBOUND.c.state == InboundState.PROCESSING)
+                   & (_INBOUND.c.lease_until < bindparam("now"))))
+        .where(or_(_INBOUND.c.next_attempt_at.is_(None),
+                   _INBOUND.c.next_attempt_at <= bindparam("now")))
+        .order_by(_INBOUND.c.id).limit(bindparam("limit")).with_for_update(skip_locked=True))
+_TAKE = (update(_INBOUND).where(_INBOUND.c.id.in_(bindparam("ids", expanding=True)))
+         .values(state=InboundState.PROCESSING, attempts=_INBOUND.c.attempts + 1,
+                 lease_until=bindparam("new_lease")))
 
 
 def _in_sender_order(session: Session, senders: dict[int, str], now: dt.datetime,
@@ -81,11 +89,15 @@ class ClaimedRow:
     mail_from: str | None     # "" the null sender, None unknown
     source: str
     attempts: int
+    size: int = 0
+    pieced: bool = False      # `raw` is only the first piece of the mail (see `claimed`)
 
 
-def claimed(*, session: Session, ids: Sequence[int]) -> list[ClaimedRow]:
+def claimed(*, session: Session, ids: Sequence[int], whole: bool = True) -> list[ClaimedRow]:
     """The claimed rows with their bytes, in id order (a large mail on SQLite is read a
-    piece at a time into one buffer)."""
+    piece at a time into one buffer). `whole=False`: a mail stored in pieces comes
+    with only its first piece in `raw` and `pieced` set (read the rest with
+    `raw_pieces`)."""
     if not ids:
         return []
     small = case((Inbound.size <= BLOB_PIECES, Inbound.raw), else_=None)
@@ -96,12 +108,18 @@ def claimed(*, session: Session, ids: Sequence[int]) -> list[ClaimedRow]:
                         .order_by(Inbound.id)).all()
     out = []
     for row_id, raw, size, rcpt_tos, mail_from, source, attempts in rows:
+        pieced = False
+        if raw is None and not whole:
+            first = session.exec(select(InboundPiece.data).where(
+                InboundPiece.inbound_id == row_id, InboundPiece.seq == 0)).first()
+            raw, pieced = (first, True) if first is not None else (None, False)
         if raw is None:
-            raw = (read_blob(session, "inbound", "raw", row_id, size)
-                   if large_blob(session, size) else raw_of(session=session, inbound_id=row_id))
+            raw = (_joined(session, row_id, size) or
+                   (read_blob(session, "inbound", "raw", row_id, size)
+                    if large_blob(session, size) else raw_of(session=session, inbound_id=row_id)))
         out.append(ClaimedRow(row_id, raw, rcpt_tos,
                               None if mail_from == UNKNOWN_SENDER else mail_from, source,
-                              attempts))
+                              attempts, size, pieced))
     return out
 
 
@@ -109,12 +127,15 @@ def finish(*, session: Session, rows: Sequence[dict[str, Any]], now: dt.datetime
     """Set each row's final state: dicts with row_id, state, reason, ticket_id."""
     if not rows:
         return
-    stmt = (update(Inbound).where(Inbound.id == bindparam("row_id"))
-            .values(state=bindparam("new_state"), reason=bindparam("why"),
-                    ticket_id=bindparam("ticket"), processed_at=now, lease_until=None))
-    session.connection().execute(stmt, [
+    session.connection().execute(_FINISH, [
         {"row_id": r["row_id"], "new_state": r["state"], "why": r["reason"][:2000],
-         "ticket": r.get("ticket_id")} for r in rows])
+         "ticket": r.get("ticket_id"), "done_at": now} for r in rows])
+
+
+_FINISH = (update(Inbound.__table__).where(Inbound.__table__.c.id == bindparam("row_id"))
+           .values(state=bindparam("new_state"), reason=bindparam("why"),
+                   ticket_id=bindparam("ticket"), processed_at=bindparam("done_at"),
+                   lease_until=None))
 
 
 def release(*, session: Session, ids: Sequence[int], reason: str,
@@ -149,7 +170,58 @@ def inbound_row(*, session: Session, inbound_id: int) -> Inbound | None:
 
 
 def raw_of(*, session: Session, inbound_id: int) -> bytes | None:
-    return session.exec(select(Inbound.raw).where(Inbound.id == inbound_id)).first()
+    raw = session.exec(select(Inbound.raw).where(Inbound.id == inbound_id)).first()
+    if raw is not None and not raw:
+        pieces = list(raw_pieces(session=session, inbound_id=inbound_id))
+        if pieces:
+            return b"".join(pieces)
+    return raw
+
+
+# --- large mail, a piece per row (store.models.InboundPiece) -------------------------------
+_PIECES = InboundPiece.__table__
+
+
+def write_pieces(*, session: Session, inbound_id: int, pieces: Iterable) -> None:
+    """Store a large mail's bytes a piece per row (its `raw` stays empty); `pieces` is
+    read one at a time, so no more than one piece is held here."""
+    conn = session.connection()
+    for seq, piece in enumerate(pieces):
+        conn.execute(_PIECES.insert(), {"inbound_id": inbound_id, "seq": seq, "data": piece})
+
+
+def raw_pieces(*, session: Session, inbound_id: int) -> Iterator[bytes]:
+    """A large mail's bytes, a piece at a time (nothing when it is stored whole)."""
+    seqs = list(session.exec(select(InboundPiece.seq).where(
+        InboundPiece.inbound_id == inbound_id).order_by(InboundPiece.seq)))
+    for seq in seqs:
+        yield session.exec(select(InboundPiece.data).where(
+            InboundPiece.inbound_id == inbound_id, InboundPiece.seq == seq)).one()
+
+
+def pieces_size(*, session: Session, inbound_id: int) -> int:
+    return session.exec(select(func.coalesce(func.sum(func.length(InboundPiece.data)), 0))
+                        .where(InboundPiece.inbound_id == inbound_id)).one()
+
+
+def drop_pieces(*, session: Session, inbound_ids) -> None:
+    """Let go of the pieces of these rows (`inbound_ids`: ids or a select of them)."""
+    session.execute(delete(InboundPiece).where(InboundPiece.inbound_id.in_(inbound_ids))
+                    .execution_options(synchronize_session=False))
+
+
+def _joined(session: Session, inbound_id: int, size: int) -> bytearray | None:
+    """A large mail's pieces read into one buffer of its size, or None if it is stored
+    whole (written before pieces, or imported)."""
+    out, at = None, 0
+    for piece in raw_pieces(session=session, inbound_id=inbound_id):
+        if out is None:
+            out = bytearray(size)
+        out[at:at + len(piece)] = piece
+        at += len(piece)
+    if out is not None and at != size:
+        del out[at:]
+    return out
 
 
 def inbound_message(*, session: Session, inbound_id: int) -> Message | None:
@@ -189,4 +261,6 @@ def forget(*, session: Session, inbound_id: int, from_state: str, state: str, re
         Inbound.id == inbound_id, Inbound.state == from_state).values(
         state=state, raw=b"", reason=reason[:2000], processed_at=now, lease_until=None,
         next_attempt_at=None).execution_options(synchronize_session=False))
+    if result.rowcount:
+        drop_pieces(session=session, inbound_ids=[inbound_id])
     return bool(result.rowcount)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, inspect, text
 from sqlmodel import SQLModel
 
-from store import models  # noqa: F401  (registers the tables)
+from store import models  # (importing it registers the tables)
 from store.db import Database, classify_error
 from store.desk import create_desk_index
 from store.search import create_search_keys
@@ -206,6 +206,14 @@ STEPS.append(Step(len(STEPS) + 2, "narrow key indexes that search filters read (
                   create_search_keys))
 STEPS.append(Step(len(STEPS) + 2, "message date and project kept in the search index "
                                   "(PostgreSQL)", add_search_keys))
+
+
+def _inbound_pieces(conn: Connection) -> None:
+    models.InboundPiece.__table__.create(conn, checkfirst=True)
+
+
+STEPS.append(Step(len(STEPS) + 2, "large inbound mail stored a piece per row",
+                  _inbound_pieces))
 
 SCHEMA_VERSION = 1 + len(STEPS)
 

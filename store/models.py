@@ -204,6 +204,17 @@ class Inbound(SQLModel, table=True):
     instance: str = Field(default="", max_length=200)
 
 
+class InboundPiece(SQLModel, table=True):
+    """The bytes of a large inbound mail, a piece per row (its `raw` is then empty):
+    written and read a piece at a time, and never rewritten when its row changes state
+    (SQLite rewrites a whole row, blob and all, on every update)."""
+
+    __tablename__ = "inbound_piece"
+    inbound_id: int = Field(foreign_key="inbound.id", primary_key=True)
+    seq: int = Field(primary_key=True)
+    data: bytes = Field(sa_type=LargeBinary)
+
+
 class Message(SQLModel, table=True):
     """A parsed mail on a ticket (or waiting in the unassigned queue: ticket_id NULL)."""
 

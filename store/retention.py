@@ -12,7 +12,15 @@ import datetime as dt
 from sqlalchemy import delete, or_, update
 from sqlmodel import Session, select
 
-from store.models import Attachment, Inbound, InboundState, Message, Outbox, OutboxState
+from store.models import (
+    Attachment,
+    Inbound,
+    InboundPiece,
+    InboundState,
+    Message,
+    Outbox,
+    OutboxState,
+)
 
 # processed for good: nothing will read the bytes again to decide (quarantined mail is
 # kept for a retry, unassigned mail for an admin to file; spam is its own setting)
@@ -30,7 +38,13 @@ def prune_raw(*, session: Session, before: dt.datetime) -> int:
     result = session.execute(update(Inbound).where(
         Inbound.state.in_(RAW_DONE), Inbound.processed_at < before, Inbound.raw != b"")
         .values(raw=b"").execution_options(synchronize_session=False))
-    return result.rowcount or 0
+    pieced = list(session.exec(select(InboundPiece.inbound_id).distinct().where(
+        InboundPiece.inbound_id.in_(select(Inbound.id).where(
+            Inbound.state.in_(RAW_DONE), Inbound.processed_at < before)))))
+    if pieced:                     # a large mail's bytes are kept a piece per row
+        session.execute(delete(InboundPiece).where(InboundPiece.inbound_id.in_(pieced))
+                        .execution_options(synchronize_session=False))
+    return (result.rowcount or 0) + len(pieced)
 
 
 def prune_spam(*, session: Session, before: dt.datetime) -> int:
@@ -51,6 +65,8 @@ def prune_spam(*, session: Session, before: dt.datetime) -> int:
                     .execution_options(synchronize_session=False))
     # a message filed on a ticket after all keeps its text; it just forgets where from
     session.execute(update(Message).where(Message.inbound_id.in_(ids)).values(inbound_id=None)
+                    .execution_options(synchronize_session=False))
+    session.execute(delete(InboundPiece).where(InboundPiece.inbound_id.in_(ids))
                     .execution_options(synchronize_session=False))
     result = session.execute(delete(Inbound).where(Inbound.id.in_(ids))
                              .execution_options(synchronize_session=False))

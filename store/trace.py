@@ -12,6 +12,7 @@ from sqlalchemy import Connection, func, text
 from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
+from store.inbox import pieces_size
 from store.models import Attachment, Event, Inbound, Message, Outbox, Ticket
 
 
@@ -51,7 +52,8 @@ def path_of(*, session: Session, inbound_id: int) -> Path | None:
     if row is None:
         return None
     stored = session.exec(select(func.length(Inbound.raw))
-                          .where(Inbound.id == inbound_id)).one() or 0
+                          .where(Inbound.id == inbound_id)).one() or \
+        pieces_size(session=session, inbound_id=inbound_id)
     message = session.exec(select(Message).where(Message.inbound_id == inbound_id)
                            .order_by(Message.id).limit(1)).first()
     files = 0

@@ -27,6 +27,7 @@ from mailgate.handlers.gather import Batch, SiteCache, gather, mail_facts, mail_
 from mailgate.mail.dkim import dkim_verified
 from mailgate.mail.mimecheck import ParseCrashed, ParseRejected
 from mailgate.mail.parsing import ParsedMail, with_envelope
+from mailgate.mail.pieces import Pieces
 from routing.addresses import Recipient, RecipientKind, classify_recipient
 from routing.decide import Incoming, decide
 from routing.effects import Bounce, Effects, LogEvent, Outcome
@@ -117,22 +118,40 @@ class Ingest:
         while this one is applied (the parse workers and the database both busy)."""
         try:
             with self.app.db.unit(write=False) as session:
-                rows = inbox.claimed(session=session, ids=ids)
+                rows = inbox.claimed(session=session, ids=ids, whole=False)
         except StoreUnavailable as exc:
             return self._release(ids, f"store unavailable: {exc}")
         faults.hit("pipeline.before_parse")
         # the parser sees only bytes: the envelope (MAIL FROM, --sender, IMAP's
         # Return-Path) stands in here for a mail that names no sender
         parsed = [with_envelope(m, r.mail_from) if isinstance(m, ParsedMail) else m
-                  for r, m in zip(rows, self.parser.parse_many([r.raw for r in rows]),
+                  for r, m in zip(rows, self.parser.parse_many([self._raw(r) for r in rows]),
                                   strict=True)]
         # from here on a row keeps only the head of its bytes (a delivery report's status
         # is near the top): a large mail is not held twice while the batch is applied
         rows = [Claimed(r.id, r.raw[:HEAD], r.rcpt_tos, r.mail_from, r.source, r.attempts,
-                        self.verify_sender(r.raw, m) if not isinstance(m, Exception)
-                        else None)
+                        self._verify(r, m) if not isinstance(m, Exception) else None)
                 for r, m in zip(rows, parsed, strict=True)]
         return Prepared(rows, parsed)
+
+    def _raw(self, row: inbox.ClaimedRow) -> bytes | Pieces:
+        """A row's bytes for the parser; a large mail stored in pieces is read from the
+        store a piece at a time as it goes to the parse worker, never whole here."""
+        if not row.pieced:
+            return row.raw
+        db, row_id = self.app.db, row.id
+
+        def read():
+            with db.unit(write=False) as session:
+                yield from inbox.raw_pieces(session=session, inbound_id=row_id)
+        return Pieces(row.size, read)
+
+    def _verify(self, row: inbox.ClaimedRow, mail: ParsedMail) -> Verdict:
+        raw = row.raw
+        if row.pieced and self.app.config.mail.verify_dkim \
+                and not self.app.config.mail.trusted_authserv_id:
+            raw = self._raw(row).whole()     # our own DKIM check hashes the whole mail
+        return self.verify_sender(raw, mail)
 
     def apply(self, prepared: Prepared | list[Result]) -> list[Result]:
         """Decide and apply a prepared batch in one transaction; settle the failures."""
@@ -184,6 +203,8 @@ class Ingest:
             # one statement per table (written before the commit, so a failing row
             # still sends the batch down the careful path)
             later.hold(session)
+            # messages go in with that one statement too, under ids reserved now
+            tickets.reserve_message_ids(session=session, count=len(good))
         facts = [mail_facts(mail, row.rcpt_tos, self.app) for row, mail in good]
         batch = gather(session, self.app, [(m, f) for (_, m), f in zip(good, facts, strict=True)],
                        now, self.site)

@@ -275,7 +275,7 @@ class _Scan:
         raw = self.raw
         eol = _EOL.search(raw, pos)
         end, after = (eol.start(), eol.end()) if eol else (len(raw), len(raw))
-        line = raw[pos:end].rstrip(b" \t")
+        line = bytes(raw[pos:end]).rstrip(b" \t")   # a bytearray mail: a hashable line
         best = (self.reports[0], False) if end == pos and eol and self.reports else None
         if line[:2] == b"--":
             levels = self.tokens.get(line[2:])
