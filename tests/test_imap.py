@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select as fdselect
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
+from mailgate.edges.imap_wake import StopEvent
 from store.models import Inbound
 from tests.conftest import require_service
 from tests.support.harness import SUPPORT, make_mail, toml_dumps, wait_until
@@ -246,3 +248,14 @@ def test_fetching_over_tls(mode, sqlite_url, harness_factory):
         h.stop()
     finally:
         server.cleanup()
+
+
+def test_stopping_wakes_a_fetcher_waiting_in_idle_at_once():
+    """The IDLE wait polls the socket and this pipe: a stop ends it without a timeout."""
+    stop = StopEvent()
+    with stop.wakeup() as fd:
+        assert fdselect.select([fd], [], [], 0)[0] == []
+        stop.set()
+        assert fdselect.select([fd], [], [], 0)[0] == [fd]
+    with stop.wakeup() as fd:                  # stopped before the wait began: no wait
+        assert fdselect.select([fd], [], [], 0)[0] == [fd]

@@ -20,8 +20,10 @@ import email.policy
 import imaplib
 import json
 import re
+import select
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +34,7 @@ from imap_tools.errors import MailboxLoginError
 from mailgate import faults
 from mailgate.bootstrap import App
 from mailgate.config import ImapConfig
+from mailgate.edges.imap_wake import StopEvent
 from mailgate.edges.spool import Arrival, store_arrivals
 from routing.addresses import RecipientKind, classify_recipient, parse_address_list
 from store import settings
@@ -137,7 +140,7 @@ class MailboxFetcher:
         self.name = box_name(box)
         self.on_stored = on_stored or (lambda ids: None)
         self.status = BoxState(self.name)
-        self.stop_event = threading.Event()
+        self.stop_event = StopEvent()
         self.thread = threading.Thread(target=self._run, name=f"imap-{self.name}", daemon=True)
         self.log = app.log.bind(mailbox=self.name)
         # several instances on one database: one fetches this mailbox, the others stand by
@@ -221,13 +224,23 @@ class MailboxFetcher:
                 mailbox.client.noop()
 
     def _idle(self, mailbox) -> None:
-        waited = 0.0
+        """IDLE until the server reports something, `poll_seconds` pass (re-issued at
+        least every 25 minutes) or the fetcher is stopped (woken at once, not polled)."""
+        deadline = time.monotonic() + min(self.box.poll_seconds, 1500)
         mailbox.idle.start()
         try:
-            while not self.stop_event.is_set() and waited < min(self.box.poll_seconds, 1500):
-                if mailbox.idle.poll(timeout=1.0):
-                    break
-                waited += 1.0
+            with self.stop_event.wakeup() as wake_fd:
+                poller = select.poll()
+                sock_fd = mailbox.client.sock.fileno()
+                poller.register(sock_fd, select.POLLIN)
+                poller.register(wake_fd, select.POLLIN)
+                while not self.stop_event.is_set():
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    events = poller.poll(left * 1000)
+                    if any(fd == sock_fd for fd, _ in events) and mailbox.idle.poll(timeout=0):
+                        break
         finally:
             mailbox.idle.stop()
 
