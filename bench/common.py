@@ -73,7 +73,7 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def tree(pid: int) -> list[int]:
-    """`pid` and every process below it (parse workers sit under a forkserver)."""
+    """`pid` and every process below it (parse workers sit under the worker)."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -120,7 +120,7 @@ def usage(pid: int) -> Usage:
 
 def cpu_by_role(before: Usage, after: Usage, root: int) -> dict[str, float]:
     """CPU seconds between two readings, by the process's part: serve (SMTP, spool),
-    worker (processing and sending), parse workers, the rest (fork servers)."""
+    worker (processing and sending), parse workers, the rest."""
     out: dict[str, float] = {}
     for pid, (name, used) in after.by_process.items():
         spent = used - before.by_process.get(pid, (name, 0.0))[1]

@@ -220,7 +220,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--database-url", default="",
                     help="PostgreSQL base URL; a fresh schema is made and dropped")
-    ap.add_argument("--parse-workers", type=int, default=2)
+    ap.add_argument("--parse-workers", type=int, default=1,
+                    help="as the daemon's default [processing] parse_workers")
     ap.add_argument("--skip-history", action="store_true")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--profile", default="", metavar="FILE",

@@ -73,9 +73,10 @@ def test_example_file_documents_every_key():
     ("[mail]\nsecret_file = \"/nonexistent/secret\"\n", ["secret_file", "readable file"]),
     ("[[mail.retired_secrets]]\nvalid_until = \"soon\"\n", ["valid_until",
                                                             "a date like 2026-12-31"]),
+    ("[processing]\nnice = 20\n", ["[processing] nice", "between 0 and 19", "20"]),
 ], ids=["misspelt-key", "string-for-int", "port-range", "bool-for-int", "string-for-list",
         "plus-in-support", "domain-missing", "db-scheme", "log-format", "unknown-section",
-        "scalar-section", "bad-toml", "missing-secret-file", "bad-date"])
+        "scalar-section", "bad-toml", "missing-secret-file", "bad-date", "nice-range"])
 def test_bad_config_names_file_key_and_expectation(tmp_path, content, words):
     path = tmp_path / "bad.toml"
     path.write_text(content)

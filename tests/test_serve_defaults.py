@@ -119,3 +119,41 @@ def test_sigterm_keeps_every_acknowledged_mail(workdir):
                                          "'unassigned'") == [(20,)])
     finally:
         assert stop(proc) == 0
+
+
+def _descendants(pid: int) -> dict[int, tuple[str, int]]:
+    """pid -> (name, niceness) of every process below `pid`."""
+    parents: dict[int, list[int]] = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        parents.setdefault(int(stat.rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    out, todo = {}, list(parents.get(pid, []))
+    while todo:
+        p = todo.pop()
+        todo.extend(parents.get(p, []))
+        try:
+            name = Path(f"/proc/{p}/comm").read_text().strip()
+        except OSError:
+            continue
+        out[p] = (name, os.getpriority(os.PRIO_PROCESS, p))
+    return out
+
+
+def test_processing_runs_below_the_accepting_process(workdir):
+    # [processing] nice = 10 by default: an SMTP client waiting for its 250 goes first
+    proc = start(workdir)
+
+    def ours() -> list[tuple[str, int]]:
+        return sorted(v for v in _descendants(proc.pid).values() if v[0].startswith("mailgate-"))
+
+    try:
+        base = os.getpriority(os.PRIO_PROCESS, proc.pid)
+        wait_until(lambda: [n for n, _ in ours()] ==
+                   ["mailgate-parse", "mailgate-work"])   # parse_workers = 1
+        assert all(nice == min(base + 10, 19) for _, nice in ours()), ours()
+        assert os.getpriority(os.PRIO_PROCESS, proc.pid) == base
+    finally:
+        assert stop(proc) == 0

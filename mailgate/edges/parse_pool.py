@@ -13,25 +13,28 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import multiprocessing as mp
+import os
 import queue
 import resource
+import struct
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
+from mailgate.edges import children
 from mailgate.mail.mimecheck import Limits, ParseCrashed, ParseRejected
 from mailgate.mail.parsing import ParsedMail, parse_mail
+from mailgate.mail.pieces import Pieces
 
 
 class InlineParser:
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
 
-    def parse(self, raw: bytes) -> ParsedMail:
+    def parse(self, raw: bytes | Pieces) -> ParsedMail:
         try:
-            return parse_mail(raw, self.limits)
+            return parse_mail(raw.whole() if isinstance(raw, Pieces) else raw, self.limits)
         except ParseRejected:
             raise
         except RecursionError:
@@ -39,11 +42,48 @@ class InlineParser:
         except Exception as exc:
             raise ParseCrashed(f"{type(exc).__name__}: {exc}") from exc
 
-    def parse_many(self, raws: Sequence[bytes]) -> list[ParsedMail | Exception]:
+    def parse_many(self, raws: Sequence[bytes | Pieces]) -> list[ParsedMail | Exception]:
         return [_outcome(self.parse, raw) for raw in raws]
 
     def close(self) -> None:
         pass
+
+
+PIECE = 1 << 20
+_SIZE = struct.Struct("!Q")
+
+
+def _send_raw(conn, raw: bytes | Pieces) -> None:
+    """A mail to a parse worker: its size, then its bytes in one message, or a large
+    one in pieces of at most PIECE bytes (so neither side holds it twice)."""
+    size = raw.size if isinstance(raw, Pieces) else len(raw)
+    conn.send_bytes(_SIZE.pack(size))
+    if size <= PIECE:
+        conn.send_bytes(raw.whole() if isinstance(raw, Pieces) else raw)
+        return
+    if isinstance(raw, Pieces):
+        pieces = raw.read()
+    else:
+        view = memoryview(raw)
+        pieces = (view[at:at + PIECE] for at in range(0, size, PIECE))
+    sent = 0
+    for piece in pieces:
+        if len(piece) > PIECE or sent + len(piece) > size:
+            raise ValueError("a stored piece does not fit the mail's size")
+        conn.send_bytes(piece)
+        sent += len(piece)
+    if sent != size:
+        raise ValueError(f"the stored mail has {sent} of its {size} bytes")
+
+
+def _receive_raw(conn) -> bytes | bytearray:
+    size = _SIZE.unpack(conn.recv_bytes(_SIZE.size))[0]
+    if size <= PIECE:
+        return conn.recv_bytes()
+    raw, at = bytearray(size), 0          # filled in place: never grown, never copied
+    while at < size:
+        at += conn.recv_bytes_into(raw, at)
+    return raw
 
 
 def _outcome(parse, raw: bytes) -> ParsedMail | Exception:
@@ -60,13 +100,20 @@ def name_process(name: str) -> None:
         libc.prctl(15, name.encode()[:15], 0, 0, 0)   # PR_SET_NAME
 
 
+def lower_priority(steps: int) -> None:
+    """Run this process, and the processes it starts, `steps` of niceness lower."""
+    if steps > 0:
+        with contextlib.suppress(OSError):
+            os.nice(steps)
+
+
 def _worker_main(conn, limits: Limits, memory_mb: int) -> None:
     name_process("mailgate-parse")
     limit = memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     while True:
         try:
-            raw = conn.recv_bytes()
+            raw = _receive_raw(conn)
         except (EOFError, OSError):
             return
         try:
@@ -111,7 +158,7 @@ def _receive_result(conn) -> tuple[str, object]:
 
 @dataclass
 class _Worker:
-    process: mp.process.BaseProcess
+    process: children.Child
     conn: object
 
 
@@ -121,8 +168,6 @@ class ParsePool:
         self.limits = limits
         self.timeout = timeout
         self.memory_mb = memory_mb
-        self._ctx = mp.get_context("forkserver")
-        self._ctx.set_forkserver_preload(["mailgate.mail.parsing"])
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._all: list[_Worker] = []
         self._lock = threading.Lock()
@@ -134,11 +179,8 @@ class ParsePool:
             self._idle.put(self._spawn())
 
     def _spawn(self) -> _Worker:
-        parent, child = self._ctx.Pipe(duplex=True)
-        proc = self._ctx.Process(target=_worker_main, args=(child, self.limits, self.memory_mb),
-                                 name="mailgate-parser", daemon=True)
-        proc.start()
-        child.close()
+        # a fresh interpreter that imports only the parsing code (see `children`)
+        proc, parent = children.start(__name__, "_worker_main", (self.limits, self.memory_mb))
         worker = _Worker(proc, parent)
         with self._lock:
             self._all.append(worker)
@@ -153,11 +195,17 @@ class ParsePool:
         with self._lock:
             self._all.remove(worker)
 
-    def parse(self, raw: bytes) -> ParsedMail:
+    def parse(self, raw: bytes | Pieces) -> ParsedMail:
         worker = self._idle.get()
         healthy = False
         try:
-            worker.conn.send_bytes(raw)
+            try:
+                _send_raw(worker.conn, raw)
+            except (EOFError, OSError):
+                raise
+            except Exception as exc:   # the store could not give the bytes: try later
+                raise ParseCrashed(f"could not read the stored mail: "
+                                   f"{type(exc).__name__}: {exc}"[:300]) from exc
             if not worker.conn.poll(self.timeout):
                 raise ParseRejected(f"parsing took longer than {self.timeout:g} s "
                                     "([processing] parse_timeout_seconds)")
@@ -179,7 +227,7 @@ class ParsePool:
             raise ParseRejected(value)
         raise ParseCrashed(value)
 
-    def parse_many(self, raws: Sequence[bytes]) -> list[ParsedMail | Exception]:
+    def parse_many(self, raws: Sequence[bytes | Pieces]) -> list[ParsedMail | Exception]:
         """Parse several mails at once, every worker busy; results in the given order
         (a ParsedMail, or the ParseRejected / ParseCrashed for that mail)."""
         if len(raws) <= 1:

@@ -7,8 +7,6 @@ unit of work opens, so a slow DNS answer never holds a lock.
 
 from __future__ import annotations
 
-import dkim
-
 from routing.trust import Verdict, aligned
 
 MAX_SIGNATURES = 3
@@ -25,6 +23,8 @@ def dkim_verified(raw: bytes, from_domain: str, *, dnsfunc=None, timeout: float 
     count = head.count(b"\ndkim-signature:") + head.startswith(b"dkim-signature:")
     if count == 0:
         return Verdict(False, "the mail has no DKIM signature")
+    import dkim  # imported here: dkimpy with dnspython is ~2 MB resident per process
+
     checker = dkim.DKIM(raw, timeout=timeout)
     seen: list[str] = []
     for idx in range(min(count, MAX_SIGNATURES)):
