@@ -14,9 +14,9 @@ from sqlalchemy import Connection, func, update
 from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
+from store import inbox
 from store.db import large_blob, read_blob
-from store.inbox import raw_pieces
-from store.models import Attachment, Event, Inbound, Message, Outbox, Project, Ticket
+from store.models import Attachment, Event, Message, Outbox, Project, Ticket
 
 # `log SLUG` (and `--undone`) walks these newest first and stops at its limit, whatever
 # the size of the project's history
@@ -122,15 +122,8 @@ def raw_of_message(*, session: Session, message: Message) -> bytes | None:
     """The mail as it arrived (the inbound row), else as it was sent (the outbox row
     with the same Message-ID), else None."""
     if message.inbound_id is not None:
-        # the stored length, not `size`: retention may have let the bytes go
-        row = session.exec(select(func.length(Inbound.raw))
-                           .where(Inbound.id == message.inbound_id)).first()
-        if row is not None and large_blob(session, row):
-            return bytes(read_blob(session, "inbound", "raw", message.inbound_id, row))
-        raw = session.exec(select(Inbound.raw).where(Inbound.id == message.inbound_id)).first()
-        if raw == b"":             # a large mail is kept a piece per row
-            raw = b"".join(raw_pieces(session=session, inbound_id=message.inbound_id))
-        if raw:
+        raw = inbox.raw_of(session=session, inbound_id=message.inbound_id)
+        if raw:                    # retention may have let the bytes go
             return bytes(raw)
     if message.message_id:
         raw = session.exec(select(Outbox.raw).where(Outbox.message_id == message.message_id,

@@ -93,11 +93,10 @@ class ClaimedRow:
     pieced: bool = False      # `raw` is only the first piece of the mail (see `claimed`)
 
 
-def claimed(*, session: Session, ids: Sequence[int], whole: bool = True) -> list[ClaimedRow]:
-    """The claimed rows with their bytes, in id order (a large mail on SQLite is read a
-    piece at a time into one buffer). `whole=False`: a mail stored in pieces comes
-    with only its first piece in `raw` and `pieced` set (read the rest with
-    `raw_pieces`)."""
+def claimed(*, session: Session, ids: Sequence[int]) -> list[ClaimedRow]:
+    """The claimed rows with their bytes, in id order. A mail stored in pieces comes
+    with only its first piece in `raw` and `pieced` set (the rest: `raw_pieces`); a large
+    one stored whole by an older version is read whole."""
     if not ids:
         return []
     small = case((Inbound.size <= BLOB_PIECES, Inbound.raw), else_=None)
@@ -109,14 +108,12 @@ def claimed(*, session: Session, ids: Sequence[int], whole: bool = True) -> list
     out = []
     for row_id, raw, size, rcpt_tos, mail_from, source, attempts in rows:
         pieced = False
-        if raw is None and not whole:
+        if raw is None:
             first = session.exec(select(InboundPiece.data).where(
                 InboundPiece.inbound_id == row_id, InboundPiece.seq == 0)).first()
             raw, pieced = (first, True) if first is not None else (None, False)
         if raw is None:
-            raw = (_joined(session, row_id, size) or
-                   (read_blob(session, "inbound", "raw", row_id, size)
-                    if large_blob(session, size) else raw_of(session=session, inbound_id=row_id)))
+            raw = _stored_whole(session, row_id, size)
         out.append(ClaimedRow(row_id, raw, rcpt_tos,
                               None if mail_from == UNKNOWN_SENDER else mail_from, source,
                               attempts, size, pieced))
@@ -169,17 +166,36 @@ def inbound_row(*, session: Session, inbound_id: int) -> Inbound | None:
                         .where(Inbound.id == inbound_id)).first()
 
 
-def raw_of(*, session: Session, inbound_id: int) -> bytes | None:
-    raw = session.exec(select(Inbound.raw).where(Inbound.id == inbound_id)).first()
-    if raw is not None and not raw:
-        pieces = list(raw_pieces(session=session, inbound_id=inbound_id))
-        if pieces:
-            return b"".join(pieces)
-    return raw
+def raw_of(*, session: Session, inbound_id: int) -> bytes | bytearray | None:
+    """A mail's bytes, whole, however they are stored: b"" when retention let them go,
+    None when there is no such row."""
+    row = session.exec(select(func.length(Inbound.raw), Inbound.size)
+                       .where(Inbound.id == inbound_id)).first()
+    if row is None:
+        return None
+    stored, size = row
+    if not stored:            # a large mail is kept a piece per row
+        return _joined(session, inbound_id, size) or b""
+    return _stored_whole(session, inbound_id, stored)
+
+
+def _stored_whole(session: Session, inbound_id: int, size: int) -> bytes | bytearray:
+    """Bytes kept in the row itself (a large mail by an older version: on SQLite read a
+    piece at a time into one buffer)."""
+    if large_blob(session, size):
+        return read_blob(session, "inbound", "raw", inbound_id, size)
+    return session.exec(select(Inbound.raw).where(Inbound.id == inbound_id)).one()
 
 
 # --- large mail, a piece per row (store.models.InboundPiece) -------------------------------
 _PIECES = InboundPiece.__table__
+
+
+def slices(data) -> Iterator[memoryview]:
+    """A buffer cut into the pieces `write_pieces` stores, without copying it."""
+    view = memoryview(data)
+    for at in range(0, len(view), BLOB_PIECES):
+        yield view[at:at + BLOB_PIECES]
 
 
 def write_pieces(*, session: Session, inbound_id: int, pieces: Iterable) -> None:

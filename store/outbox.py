@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, func, or_, text, update
+from sqlalchemy import bindparam, case, delete, func, or_, update
 from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
@@ -78,15 +78,6 @@ def agent_ticket_counts(*, session: Session, agents: Iterable[str], tickets: Ite
                                Outbox.state.in_(_COUNTED))
                         .group_by(Outbox.rcpt, Outbox.ticket_id))
     return {(r, t): int(n) for r, t, n in rows}
-
-
-def lock_recipients(*, session: Session, addresses: Iterable[str]) -> None:
-    """Serialise the cap check for these addresses across instances (PostgreSQL; SQLite's
-    write lock already does). Locks are taken in a stable order: no deadlock."""
-    if session.get_bind().dialect.name != "postgresql":
-        return
-    for address in sorted(set(addresses)):
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:r))"), {"r": address})
 
 
 def suppressed(*, session: Session, addresses: Iterable[str],

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import func, text
+from sqlalchemy import text
 from sqlmodel import Session, SQLModel, select
 
-from store import desk, tickets
-from store.db import large_blob, read_blob, write_blob
+from store import desk, inbox, tickets
+from store.db import BLOB_PIECES, large_blob, read_blob
 from store.models import (
     Agent,
     Attachment,
@@ -113,13 +113,12 @@ def fix_ticket_sequence(*, session: Session) -> None:
 
 
 def insert_inbound(*, session: Session, values: dict[str, Any], raw: bytes) -> int:
-    """An incoming mail's row with its bytes (a large one on SQLite a piece at a time)."""
-    piecewise = large_blob(session, len(raw))
+    """An incoming mail's row with its bytes (a large one in pieces, as the spool does)."""
+    piecewise = len(raw) > BLOB_PIECES
     row_id = session.connection().execute(Inbound.__table__.insert().returning(
-        Inbound.__table__.c.id), {**values, "raw": func.zeroblob(len(raw)) if piecewise
-                                  else raw}).scalar_one()
+        Inbound.__table__.c.id), {**values, "raw": b"" if piecewise else raw}).scalar_one()
     if piecewise:
-        write_blob(session, "inbound", "raw", row_id, raw)
+        inbox.write_pieces(session=session, inbound_id=row_id, pieces=inbox.slices(raw))
     return row_id
 
 

@@ -24,7 +24,7 @@ from sqlmodel import select
 from mailgate import faults
 from mailgate.edges.spill import SpilledRaw
 from store.db import BLOB_PIECES, Database
-from store.inbox import UNKNOWN_SENDER, write_pieces
+from store.inbox import UNKNOWN_SENDER, slices, write_pieces
 from store.models import Inbound, utcnow
 
 _STOP = object()
@@ -90,12 +90,7 @@ def store_arrivals(db: Database, arrivals: list[Arrival], *, instance: str = "")
 
 
 def _pieces(raw) -> Iterator:
-    if isinstance(raw, SpilledRaw):
-        yield from raw.pieces(BLOB_PIECES)
-        return
-    view = memoryview(raw)
-    for start in range(0, len(view), BLOB_PIECES):
-        yield view[start:start + BLOB_PIECES]
+    return raw.pieces(BLOB_PIECES) if isinstance(raw, SpilledRaw) else slices(raw)
 
 
 class Spool:

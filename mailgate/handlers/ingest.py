@@ -118,7 +118,7 @@ class Ingest:
         while this one is applied (the parse workers and the database both busy)."""
         try:
             with self.app.db.unit(write=False) as session:
-                rows = inbox.claimed(session=session, ids=ids, whole=False)
+                rows = inbox.claimed(session=session, ids=ids)
         except StoreUnavailable as exc:
             return self._release(ids, f"store unavailable: {exc}")
         faults.hit("pipeline.before_parse")
