@@ -125,6 +125,7 @@ def measure(site: Site, main: Path, side: list, profile: str = "") -> dict:
     spy = None
     if profile:   # py-spy (pip install py-spy): sampled stacks of every mailgate process
         spy = subprocess.Popen(["py-spy", "record", "--subprocesses", "--format", "raw",
+                                *(["--gil"] if os.environ.get("BENCH_SPY_GIL") else []),
                                 "--rate", "200", "-o", profile, "--pid",
                                 str(site.daemon.pid)], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)

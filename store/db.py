@@ -2,7 +2,8 @@
 
 `Database.unit()` is the only place a transaction is committed: one handler, one unit,
 one commit. SQLite runs in WAL mode with synchronous=FULL (a committed mail survives a
-power cut) and write units start with BEGIN IMMEDIATE, so two writers queue on the
+power cut; only units that may be done again commit lazily, see `unit`) and write units
+start with BEGIN IMMEDIATE, so two writers queue on the
 busy timeout instead of failing halfway through. Errors that mean "try again later" are
 raised as `StoreUnavailable`, a full disk as `StoreFull`, so the edges can answer
 451/452 without knowing which database is behind them.
@@ -179,17 +180,29 @@ class Database:
                 url, echo=echo, pool_pre_ping=True, pool_size=pool_size, max_overflow=5,
                 pool_timeout=busy_timeout, connect_args={"connect_timeout": 5})
             self.gate = None   # PostgreSQL locks rows, not the database
+            _tune_postgresql(self.engine)
         self.write_engine = self.engine.execution_options(mailgate_write=True)
+        self.lazy_engine = self.engine.execution_options(mailgate_write=True,
+                                                         mailgate_lazy=True)
 
     @contextlib.contextmanager
-    def unit(self, *, write: bool = True, urgent: bool = False) -> Iterator[Session]:
+    def unit(self, *, write: bool = True, urgent: bool = False,
+             durable: bool = True) -> Iterator[Session]:
         """A transaction: committed when the block ends, rolled back if it raises.
-        `urgent` write units (storing mail a sender waits for) go first on SQLite."""
+        `urgent` write units (storing mail a sender waits for) go first on SQLite.
+
+        `durable=False`: the commit returns before its log reaches the disk (SQLite
+        synchronous=NORMAL, PostgreSQL synchronous_commit=off). Only for a unit that
+        can be done again from durable rows and that nobody outside learns of before a
+        later durable commit: the log is written in order, so any durable commit after
+        it (the outbox sender claiming a mail before sending it, say) makes it durable
+        too, and a power cut loses at most a suffix of such units, never a hole."""
+        engine = self.write_engine if durable else self.lazy_engine
         if write and self.gate is not None:
             with self.gate.held(urgent):
-                yield from self._unit(self.write_engine)
+                yield from self._unit(engine)
                 return
-        yield from self._unit(self.write_engine if write else self.engine)
+        yield from self._unit(engine if write else self.engine)
 
     def step_aside(self, session: Session) -> None:
         """Inside a long write unit: if an urgent writer waits, commit what is done and
@@ -315,8 +328,23 @@ def _tune_sqlite(engine: Engine, busy_timeout: float) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        write = conn.get_execution_options().get("mailgate_write", False)
+        options = conn.get_execution_options()
+        write = options.get("mailgate_write", False)
+        if write:
+            # per connection and outside a transaction: switched only when it changes
+            mode = "NORMAL" if options.get("mailgate_lazy", False) else "FULL"
+            info = conn.connection.info
+            if info.get("mailgate_synchronous", "FULL") != mode:
+                conn.exec_driver_sql(f"PRAGMA synchronous={mode}")
+                info["mailgate_synchronous"] = mode
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _tune_postgresql(engine: Engine) -> None:
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        if conn.get_execution_options().get("mailgate_lazy", False):
+            conn.exec_driver_sql("SET LOCAL synchronous_commit TO off")
 
 
 def lock_job(session: Session, name: str) -> None:

@@ -41,3 +41,21 @@ def test_a_killed_child_reports_the_signal(tmp_path):
     child.join(30)
     assert not child.is_alive() and child.exitcode == -signal.SIGKILL
     conn.close()
+
+
+def test_a_child_holds_malloc_to_two_arenas_unless_the_admin_set_it(monkeypatch):
+    """Fewer glibc arenas keep the worker's threads from holding freed memory apart; an
+    admin's own MALLOC_ARENA_MAX wins."""
+    seen = []
+    for admin in (None, "4"):
+        if admin is None:
+            monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+        else:
+            monkeypatch.setenv("MALLOC_ARENA_MAX", admin)
+        child, conn = children.start("tests.support.childprobe", "malloc_arenas")
+        try:
+            seen.append(conn.recv())
+        finally:
+            conn.close()
+            child.join(30)
+    assert seen == ["2", "4"]

@@ -157,3 +157,12 @@ def test_processing_runs_below_the_accepting_process(workdir):
         assert os.getpriority(os.PRIO_PROCESS, proc.pid) == base
     finally:
         assert stop(proc) == 0
+
+
+def test_serving_loads_no_metrics_or_imap_library_until_configured():
+    """A daemon with no metrics port and no mailbox pays no memory for their libraries."""
+    probe = ("import sys, mailgate.edges.serve; "
+             "print(sorted(m for m in ('prometheus_client', 'imap_tools') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"

@@ -102,6 +102,33 @@ def test_sqlite_runs_in_wal_mode_with_synchronous_full(sqlite_url):
     assert (mode, sync) == ("wal", 2)                      # 2 = FULL
 
 
+def _sync_setting(session) -> str:
+    if session.get_bind().dialect.name == "sqlite":
+        return {1: "lazy", 2: "durable"}[session.exec(text("PRAGMA synchronous")).one()[0]]
+    return {"off": "lazy", "on": "durable"}[
+        session.exec(text("SHOW synchronous_commit")).one()[0]]
+
+
+@pytest.mark.parametrize("order", [("durable", "lazy", "durable", "durable", "lazy", "lazy")])
+def test_a_unit_that_may_be_done_again_commits_without_waiting_for_the_disk(db_url, order):
+    """Processing units commit lazily (SQLite synchronous=NORMAL, PostgreSQL
+    synchronous_commit=off); every other write unit, and every unit after a lazy one on
+    the same pooled connection, waits for its log to reach the disk."""
+    database = Database(db_url, pool_size=1)
+    try:
+        migrate(database)
+        seen = []
+        for kind in order:
+            with database.unit(durable=kind == "durable") as s:
+                seen.append(_sync_setting(s))
+                s.exec(text("UPDATE schema_version SET version = version"))
+        with database.unit(urgent=True) as s:
+            seen.append(_sync_setting(s))
+    finally:
+        database.dispose()
+    assert seen == [*order, "durable"]
+
+
 def _message(i: int) -> dict:
     return {"ticket_id": None, "inbound_id": None, "direction": "in", "author": "stranger",
             "message_id": f"m{i}@test.example", "in_reply_to": "", "references": "",

@@ -76,13 +76,21 @@ def start(module: str, function: str, args: tuple = (), *,
             popen = subprocess.Popen(
                 [sys.executable, *subprocess._args_from_interpreter_flags(), "-c", _BOOT,
                  str(theirs.fileno())], pass_fds=(theirs.fileno(), *pass_fds),
-                stdin=subprocess.DEVNULL)
+                stdin=subprocess.DEVNULL, env=child_env(os.environ))
         conn.send(list(sys.path))
         conn.send((module, function, args))
     except BaseException:
         conn.close()
         raise
     return Child(popen), conn
+
+
+def child_env(env) -> dict[str, str]:
+    """The environment of a child: ours, with glibc's malloc held to two arenas unless
+    the admin chose otherwise. Each thread that allocates otherwise gets an arena of its
+    own (up to eight per core), and freed memory stays scattered over them: the worker's
+    threads (processing, reading ahead, sending) held megabytes more than they used."""
+    return {"MALLOC_ARENA_MAX": "2", **env}
 
 
 def run(conn: Connection) -> None:

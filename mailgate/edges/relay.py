@@ -80,6 +80,8 @@ class OutboxSender:
     def claim(self) -> list:
         # a batch claimed by an instance that died is sent by another once this runs out
         lease = dt.timedelta(seconds=self.cfg.lease_seconds)
+        # durable (never `durable=False`): this commit also makes the lazily committed
+        # processing batch that queued these mails durable before any of them leaves
         with self.app.db.unit() as session:
             return outbox.claim_due(session=session, now=self.app.now(), lease=lease,
                                     limit=self.cfg.batch_size)

@@ -20,12 +20,11 @@ import signal
 import socket
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from mailgate.bootstrap import App
 from mailgate.config import trust_warning
-from mailgate.edges.imap import MailboxFetcher
 from mailgate.edges.lmtp import LmtpListener
-from mailgate.edges.metrics import Metrics, build_metrics, instance_name
 from mailgate.edges.relay import OutboxSender
 from mailgate.edges.smtp import IngestHandler, SmtpListener, tls_context
 from mailgate.edges.spool import Spool
@@ -37,6 +36,9 @@ from mailgate.handlers.timers import run_reminders, run_timers
 from scheduler.jobs import Elsewhere, Job, build_scheduler
 from store.db import InstanceLocked, hold_instance_lock
 from store.leases import exclusive
+
+if TYPE_CHECKING:
+    from mailgate.edges.metrics import Metrics
 
 
 class Daemon:
@@ -52,6 +54,9 @@ class Daemon:
             self.work = WorkerProcess(app)
         self.metrics: Metrics | None = None
         if cfg.metrics.listen:
+            # imported only when used: prometheus_client and imap_tools cost a daemon that
+            # has no metrics port or no mailbox memory for nothing
+            from mailgate.edges.metrics import build_metrics, instance_name
             self.metrics = build_metrics(app.db, cfg.metrics.listen,
                                          instance_name(cfg.metrics.instance, cfg.smtp.port))
         handler = self._handler("smtp")
@@ -65,8 +70,12 @@ class Daemon:
                                  require_tls=cfg.smtp.require_tls)
         self.scheduler = None
         self.address: tuple[str, int] | None = None
-        self.fetchers = [MailboxFetcher(app, box, on_stored=lambda _ids: self.wake_processor())
-                         for box in cfg.imap]
+        self.fetchers = []
+        if cfg.imap:
+            from mailgate.edges.imap import MailboxFetcher
+            self.fetchers = [MailboxFetcher(app, box,
+                                            on_stored=lambda _ids: self.wake_processor())
+                             for box in cfg.imap]
         self.lmtp: LmtpListener | None = None
         if cfg.lmtp.socket or cfg.lmtp.port:
             # the SMTP limits: an MTA in front must not get through what SMTP refuses

@@ -2,9 +2,13 @@
 quarantined one — claim, parse, gather, decide, apply, a batch at a time.
 
 A batch of rows is claimed under a lease, parsed by every parse worker at once, then
-decided and applied mail by mail in ONE transaction (one commit, one fsync for the
-batch), each mail inside its own savepoint so one failing mail does not take the others
-with it. Nothing here answers a sender; the outbox does that, and nothing is rendered.
+decided and applied mail by mail in ONE transaction (one commit for the batch), each
+mail inside its own savepoint so one failing mail does not take the others with it.
+Those commits do not wait for the disk (`Database.unit(durable=False)`): the raw mail
+was stored durably before it was acknowledged, so a batch lost to a power cut is only
+processed again, and nothing leaves before a durable commit after it (the outbox sender
+claims a mail durably before sending it, which makes the batch that queued it durable).
+Nothing here answers a sender; the outbox does that, and nothing is rendered.
 
 Failure is a state: bytes that are no mail are quarantined with the reason on the first
 attempt; an unexpected error is retried with backoff and after `max_attempts` the mail is
@@ -101,7 +105,8 @@ class Ingest:
                               app.config.smtp.max_received_headers)
 
     def claim(self, limit: int | None = None) -> list[int]:
-        with self.app.db.unit() as session:
+        # a lease lost to a power cut only lets the rows be claimed again
+        with self.app.db.unit(durable=False) as session:
             ids = inbox.claim_inbound(session=session, now=self.app.now(), lease=self.lease,
                                       limit=limit or self.batch_size, mine=self.in_hand)
         self.in_hand = ids
@@ -168,13 +173,13 @@ class Ingest:
                 good.append((row, mail))
         try:
             try:
-                with self.app.db.unit() as session:
+                with self.app.db.unit(durable=False) as session:
                     done, broken = self._decide_and_apply(session, good)
                     faults.hit("pipeline.before_commit")
             except _Retry as retry:
                 kept = {r.inbound_id for r in retry.committed}
                 rest = [g for g in good if g[0].id not in kept]
-                with self.app.db.unit() as session:
+                with self.app.db.unit(durable=False) as session:
                     done, broken = self._decide_and_apply(session, rest, careful=True)
                     faults.hit("pipeline.before_commit")
                 done = retry.committed + done

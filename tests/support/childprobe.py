@@ -22,3 +22,8 @@ def counter_and_fds(conn, counter_fd: int) -> None:
         files = sorted(os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
                        if os.path.exists(f"/proc/self/fd/{fd}"))
         conn.send((counter.value, files))
+
+
+def malloc_arenas(conn) -> None:
+    """Report the child's MALLOC_ARENA_MAX."""
+    conn.send(os.environ.get("MALLOC_ARENA_MAX"))
