@@ -56,8 +56,9 @@ def config_text(url: str, smtp_port: int, sink_port: int, workers: int) -> str:
     return (f'[database]\nurl = "{url}"\n[smtp]\nport = {smtp_port}\n'
             f'[mail]\nsecret = "{mix.SECRET}"\n[outbound]\nport = {sink_port}\n'
             f'[processing]\nparse_workers = {workers}\npoll_seconds = 0.5\n'
-            f'batch_size = {os.environ.get("BENCH_BATCH", "32")}\n'
-            f'[log]\nlevel = "warning"\n')
+            + (f'batch_size = {os.environ["BENCH_BATCH"]}\n' if os.environ.get("BENCH_BATCH")
+               else "")   # the daemon's default unless asked
+            + '[log]\nlevel = "warning"\n')
 
 
 class Site:

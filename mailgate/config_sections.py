@@ -224,7 +224,7 @@ class ProcessingConfig:
     max_header_bytes: int = field(default=102_400, metadata=_meta("", _positive))
     poll_seconds: float = field(default=2.0, metadata=_meta("", _positive))
     lease_seconds: float = field(default=120.0, metadata=_meta("", _positive))
-    batch_size: int = field(default=32, metadata=_meta("mails decided in one transaction",
+    batch_size: int = field(default=64, metadata=_meta("mails decided in one transaction",
                                                         _positive))
     # false: processing and sending run in a worker process of their own (both cores
     # work, the SMTP side only accepts); true: threads of the serve process
