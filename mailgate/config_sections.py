@@ -224,8 +224,9 @@ class ProcessingConfig:
     max_header_bytes: int = field(default=102_400, metadata=_meta("", _positive))
     poll_seconds: float = field(default=2.0, metadata=_meta("", _positive))
     lease_seconds: float = field(default=120.0, metadata=_meta("", _positive))
-    batch_size: int = field(default=64, metadata=_meta("mails decided in one transaction",
-                                                        _positive))
+    # 0: by database (`processing_batch`)
+    batch_size: int = field(default=0, metadata=_meta("mails decided in one transaction",
+                                                       _non_negative))
     # false: processing and sending run in a worker process of their own (both cores
     # work, the SMTP side only accepts); true: threads of the serve process
     in_process: bool = False

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from mailgate.config import ConfigError, describe_defaults, find_config, load_config
+from mailgate.handlers.ingest import processing_batch
 from tests.support.harness import toml_dumps
 from tests.support.relay import free_port
 
@@ -55,6 +56,16 @@ def test_example_file_documents_every_key():
             assert re.search(rf"^{key} = ", text, re.M), f"[{section}] {key} undocumented"
 
 
+@pytest.mark.parametrize(("configured", "dialect", "batch"), [
+    (0, "sqlite", 32),           # one write lock, shared with the accepting side
+    (0, "postgresql", 64),       # row locks: longer batches share the lookups
+    (10, "sqlite", 10),          # as configured, whatever the database
+    (100, "postgresql", 100),
+])
+def test_processing_batch_by_database_unless_configured(configured, dialect, batch):
+    assert processing_batch(configured, dialect) == batch
+
+
 @pytest.mark.parametrize(("content", "words"), [
     ("[smtp]\nprot = 25\n", ["[smtp] prot", "unknown key", "did you mean 'port'"]),
     ("[smtp]\nport = \"25\"\n", ["[smtp] port", "expected an integer", "'25'"]),
@@ -74,9 +85,11 @@ def test_example_file_documents_every_key():
     ("[[mail.retired_secrets]]\nvalid_until = \"soon\"\n", ["valid_until",
                                                             "a date like 2026-12-31"]),
     ("[processing]\nnice = 20\n", ["[processing] nice", "between 0 and 19", "20"]),
+    ("[processing]\nbatch_size = -1\n", ["[processing] batch_size", "0 or more"]),
 ], ids=["misspelt-key", "string-for-int", "port-range", "bool-for-int", "string-for-list",
         "plus-in-support", "domain-missing", "db-scheme", "log-format", "unknown-section",
-        "scalar-section", "bad-toml", "missing-secret-file", "bad-date", "nice-range"])
+        "scalar-section", "bad-toml", "missing-secret-file", "bad-date", "nice-range",
+        "negative-batch"])
 def test_bad_config_names_file_key_and_expectation(tmp_path, content, words):
     path = tmp_path / "bad.toml"
     path.write_text(content)
