@@ -224,9 +224,8 @@ class ProcessingConfig:
     max_header_bytes: int = field(default=102_400, metadata=_meta("", _positive))
     poll_seconds: float = field(default=2.0, metadata=_meta("", _positive))
     lease_seconds: float = field(default=120.0, metadata=_meta("", _positive))
-    # 0: by database (`processing_batch`)
-    batch_size: int = field(default=0, metadata=_meta("mails decided in one transaction",
-                                                       _non_negative))
+    batch_size: int = field(default=0, metadata=_meta(
+        "mails decided in one transaction; 0 = by database (`batch_for`)", _non_negative))
     # false: processing and sending run in a worker process of their own (both cores
     # work, the SMTP side only accepts); true: threads of the serve process
     in_process: bool = False
@@ -234,6 +233,15 @@ class ProcessingConfig:
     # below the accepting one: an SMTP client waits for its 250, processing catches up
     nice: int = field(default=10, metadata=_meta("0 = same priority as accepting",
                                                  _niceness))
+
+    def batch_for(self, dialect: str) -> int:
+        """Mails decided in one transaction: `batch_size`, or 0 = by database. SQLite has
+        one write lock, which the accepting side needs for every mail it stores, so its
+        batches stay short (32); PostgreSQL locks rows, and 64 share the per-batch
+        lookups among twice the mails."""
+        if self.batch_size > 0:
+            return self.batch_size
+        return 32 if dialect == "sqlite" else 64
 
 
 @dataclass(frozen=True)

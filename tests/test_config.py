@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from mailgate.config import ConfigError, describe_defaults, find_config, load_config
-from mailgate.handlers.ingest import processing_batch
+from mailgate.config_sections import ProcessingConfig
 from tests.support.harness import toml_dumps
 from tests.support.relay import free_port
 
@@ -63,7 +63,7 @@ def test_example_file_documents_every_key():
     (100, "postgresql", 100),
 ])
 def test_processing_batch_by_database_unless_configured(configured, dialect, batch):
-    assert processing_batch(configured, dialect) == batch
+    assert ProcessingConfig(batch_size=configured).batch_for(dialect) == batch
 
 
 @pytest.mark.parametrize(("content", "words"), [

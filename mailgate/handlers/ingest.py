@@ -47,17 +47,6 @@ HEAD = 300_000
 RACED = "raced another instance: "    # a failure that is tried again within a second
 
 
-def processing_batch(configured: int, dialect: str) -> int:
-    """Mails decided in one transaction: as configured, or by database. SQLite has one
-    write lock, which the accepting process needs for every mail it stores, so its
-    batches stay short (32: p99 of the 250 ~30 ms, 85 ms at 64 with 50,000 mails of
-    history); PostgreSQL locks rows, and 64 share the per-batch lookups among twice the
-    mails (`make bench`: 296-309 against 265-289 mails/s end to end)."""
-    if configured > 0:
-        return configured
-    return 32 if dialect == "sqlite" else 64
-
-
 @dataclass(frozen=True)
 class Claimed:
     id: int
@@ -102,7 +91,7 @@ class Ingest:
         self.parser = parser
         cfg = app.config.processing
         self.max_attempts = cfg.max_attempts
-        self.batch_size = processing_batch(cfg.batch_size, app.db.dialect)
+        self.batch_size = cfg.batch_for(app.db.dialect)
         self.lease = dt.timedelta(seconds=cfg.lease_seconds)
         # the batch claimed last: the loop applies it before the one it claims next, so
         # its mails hold no sender's newer ones back (`inbox.claim_inbound`)
