@@ -148,6 +148,7 @@ class Store:
     def __init__(self, workdir: Path, base_url: str = "") -> None:
         self.schema = ""
         self.base_url = base_url
+        self._conn = None
         if not base_url:
             self.url = f"sqlite:///{workdir}/bench.db"
             return
@@ -162,23 +163,41 @@ class Store:
         return "postgresql" if self.schema else "sqlite"
 
     def scalar(self, sql: str):
+        """One value, on a connection kept open between calls: the bench polls while the
+        daemon works, and a new PostgreSQL connection per poll (a server process forked
+        and set up each time) would take CPU from the daemon it measures."""
         return self._sql(sql)
 
     def _sql(self, sql: str, schema: bool = True):
-        if not self.schema and schema:
+        if not schema:      # schema set-up and removal: a connection of their own
+            with self._connect(schema=False) as conn:
+                return self._one(conn.execute(sql))
+        if self._conn is None:
+            self._conn = self._connect(schema=True)
+        return self._one(self._conn.execute(sql))
+
+    @staticmethod
+    def _one(cur):
+        return cur.fetchone()[0] if cur.description else None
+
+    def _connect(self, *, schema: bool):
+        if not self.schema:
             import sqlite3
-            path = self.url.removeprefix("sqlite:///")
-            with sqlite3.connect(path, timeout=60) as conn:
-                return conn.execute(sql).fetchone()[0]
+            return sqlite3.connect(self.url.removeprefix("sqlite:///"), timeout=60,
+                                   isolation_level=None, check_same_thread=False)
         import psycopg
         from sqlalchemy.engine import make_url
         url = make_url(self.base_url)
         options = f"-csearch_path={self.schema}" if schema else ""
-        with psycopg.connect(host=url.host, port=url.port or 5432, user=url.username,
-                             dbname=url.database, autocommit=True, options=options) as conn:
-            cur = conn.execute(sql)
-            return cur.fetchone()[0] if cur.description else None
+        return psycopg.connect(host=url.host, port=url.port or 5432, user=url.username,
+                               dbname=url.database, autocommit=True, options=options)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def drop(self) -> None:
+        self.close()
         if self.schema:
             self._sql(f'DROP SCHEMA "{self.schema}" CASCADE', schema=False)
