@@ -13,13 +13,16 @@ again. SQLite needs none of the locks: its writers are one at a time.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import Select, bindparam, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
-from store.models import ThreadRoot, Ticket
+from store import tickets
+from store.models import ThreadRoot, Ticket, utcnow
 
 
 def _postgres(session: Session) -> bool:
@@ -74,6 +77,40 @@ def claim_root(*, session: Session, root: str, ticket_id: int) -> int | None:
     if inserted is not None:
         return ticket_id
     return conn.execute(_ROOT_HOLDER, {"root": root}).scalar_one()
+
+
+def open_ticket(*, session: Session, values: dict[str, Any], root: str) -> tuple[int, int | None]:
+    """Insert a ticket opened for thread `root` and claim the root for it (`claim_root`):
+    (its number, the ticket that holds the root). On PostgreSQL both go in one
+    statement, one round trip for the two (the ticket is there whoever holds the root,
+    as with two statements: the caller decides whether that is a race to roll back)."""
+    conn = session.connection()
+    if not root or conn.dialect.name != "postgresql":
+        number = tickets.insert_ticket(session=session, values=values)
+        return number, claim_root(session=session, root=root, ticket_id=number)
+    root = root[:998]
+    number, claimed = conn.execute(_open_statement(tuple(values)), {
+        **{f"v_{k}": v for k, v in values.items()}, "root": root,
+        "root_at": values.get("created_at") or utcnow()}).one()
+    if claimed is not None:
+        return number, claimed
+    return number, conn.execute(_ROOT_HOLDER, {"root": root}).scalar_one()
+
+
+@functools.cache
+def _open_statement(columns: tuple[str, ...]) -> Select:
+    """WITH t AS (INSERT INTO ticket … RETURNING id), r AS (INSERT INTO thread_root …
+    SELECT :root, t.id … ON CONFLICT DO NOTHING RETURNING ticket_id) SELECT t.id, r's:
+    built once for the columns the caller gives."""
+    tickets_t = Ticket.__table__
+    ticket = (tickets_t.insert().values({c: bindparam(f"v_{c}") for c in columns})
+              .returning(tickets_t.c.id).cte("opened"))
+    claim = (postgresql.insert(_ROOTS)
+             .from_select(["root", "ticket_id", "created_at"],
+                          select(bindparam("root"), ticket.c.id, bindparam("root_at")))
+             .on_conflict_do_nothing(index_elements=["root"])
+             .returning(_ROOTS.c.ticket_id).cte("claimed"))
+    return select(ticket.c.id, select(claim.c.ticket_id).scalar_subquery())
 
 
 # built once per dialect: a statement built per call costs more than the insert itself

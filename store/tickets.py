@@ -221,14 +221,16 @@ def insert_attachments(*, session: Session, rows: Sequence[dict[str, Any]]) -> N
 
 def add_ticket_contacts(*, session: Session, ticket_id: int,
                         contacts: Sequence[tuple[int, str]], new: bool = False) -> None:
-    """Put (contact id, role) on a ticket unless already there (`new`: nobody is)."""
+    """Put (contact id, role) on a ticket unless already there. A `new` ticket has
+    nobody on it yet: its rows are held with the batch's other inserts (nothing in the
+    batch reads them back; its people travel in the batch's ticket context)."""
     if not contacts:
         return
     have = set() if new else set(session.exec(select(TicketContact.contact_id)
                                               .where(TicketContact.ticket_id == ticket_id)))
     rows = [{"ticket_id": ticket_id, "contact_id": cid, "role": role}
             for cid, role in dict(contacts).items() if cid not in have]
-    insert_rows(session=session, model=TicketContact, rows=rows)
+    (insert_later if new else insert_rows)(session=session, model=TicketContact, rows=rows)
 
 
 def remove_ticket_contacts(*, session: Session, ticket_id: int, emails: Iterable[str]) -> None:

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import select
 
-from store import later, tickets
+from store import later, threads, tickets
 from store.db import Database
 from store.migrations import SCHEMA_VERSION, SchemaError, migrate
-from store.models import Agent, Project, Ticket
+from store.models import Agent, Contact, Project, Ticket
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -160,3 +160,38 @@ def test_messages_held_for_the_batch_statement_keep_the_ids_they_were_given(db):
     assert [tuple(r) for r in stored] == [(ids[0], "k0"), (ids[1], "k1"), (ids[2], "k2"),
                                           (after, "k3")]
     assert files == [ids[0]]
+
+
+def test_a_ticket_opened_for_a_thread_claims_its_root_once(db):
+    """Opening a ticket inserts it and claims its thread's root (one statement on
+    PostgreSQL): the first ticket holds the root, a second one opened for the same root
+    is told who holds it, a ticket without a root claims nothing. The people of a new
+    ticket are held for the batch's statement and are there after the commit."""
+    migrate(db)
+    now = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
+    with db.unit() as s:
+        s.add(Project(slug="acme", name="Acme", key="acme", workflow="support"))
+        s.add(Contact(email="kim@customer.example", name="Kim"))
+    values = {"project_id": 1, "subject": "Printer", "status": "new", "priority": 2,
+              "requester_id": 1, "created_at": now, "updated_at": now,
+              "status_changed_at": now, "group_name": "", "owner_id": None,
+              "assignee_id": None}
+    with db.unit() as s:
+        later.hold(s)
+        first, holder = threads.open_ticket(session=s, values=values, root="r1@x.example")
+        assert holder == first
+        tickets.add_ticket_contacts(session=s, ticket_id=first, new=True,
+                                    contacts=[(1, "requester")])
+        assert s.execute(text("SELECT count(*) FROM ticket_contact")).scalar() == 0
+        second, holder = threads.open_ticket(session=s, values=values, root="r1@x.example")
+        assert second != first and holder == first
+        third, holder = threads.open_ticket(session=s, values=values, root="")
+        assert holder is None
+    with db.unit(write=False) as s:
+        rows = s.execute(text("SELECT id, subject, substatus, offer_minutes FROM ticket "
+                              "ORDER BY id")).all()
+        roots = s.execute(text("SELECT root, ticket_id FROM thread_root")).all()
+        people = s.execute(text("SELECT ticket_id, contact_id, role FROM ticket_contact")).all()
+    assert [tuple(r) for r in rows] == [(n, "Printer", "", 0) for n in (first, second, third)]
+    assert [tuple(r) for r in roots] == [("r1@x.example", first)]
+    assert [tuple(r) for r in people] == [(first, 1, "requester")]

@@ -110,25 +110,20 @@ def _open(session: Session, app: App, effects: Effects, site: Site, now: dt.date
             {*batch.sender_projects.get(o.requester.email, ()), o.project}))
     after = effects.after
     staff = people.agent_ids(session=session, emails=[after.owner, after.assignee])
-    number = tickets.insert_ticket(session=session, values={
+    # one ticket per thread, whichever instance is first
+    root = thread_root(source.mail.message_id, source.mail.in_reply_to,
+                       source.mail.references) if source is not None else ""
+    number, holder = threads.open_ticket(session=session, root=root, values={
         "project_id": project_id, "subject": o.subject, "status": o.status, "priority": 2,
         "requester_id": contact, "created_at": now, "updated_at": now,
         "status_changed_at": now, "group_name": after.group,
         "owner_id": staff.get(after.owner), "assignee_id": staff.get(after.assignee)})
-    if source is not None:      # one ticket per thread, whichever instance is first
-        root = thread_root(source.mail.message_id, source.mail.in_reply_to,
-                           source.mail.references)
-        holder = threads.claim_root(session=session, root=root, ticket_id=number)
-        if holder not in (None, number) and batch is not None \
-                and root not in batch.thread_index:
-            raise threads.ThreadTaken(f"thread <{root}> has ticket #{holder} already")
-    tickets.add_ticket_contacts(session=session, ticket_id=number,
-                                contacts=[(contact, "requester")], new=True)
-    # participants from the mail's To/Cc
+    if holder not in (None, number) and batch is not None and root not in batch.thread_index:
+        raise threads.ThreadTaken(f"thread <{root}> has ticket #{holder} already")
+    # the requester, and the participants from the mail's To/Cc
     copied = {a: people.contact_row(session=session, email=a) for a in sorted(after.cc)}
-    if copied:
-        tickets.add_ticket_contacts(session=session, ticket_id=number,
-                                    contacts=[(cid, "cc") for cid, _ in copied.values()])
+    tickets.add_ticket_contacts(session=session, ticket_id=number, new=True, contacts=[
+        (contact, "requester"), *((cid, "cc") for cid, _ in copied.values() if cid != contact)])
     if o.follows:
         _follow_up_link(session, number, o.follows, o.requester.email, now)
     state = dataclasses.replace(effects.after, number=number)
