@@ -1,12 +1,14 @@
-"""Inserts held until the unit of work commits: the rows a whole batch of mail adds to a
-table go in with one executemany instead of one statement per mail.
+"""Inserts (and changes) held until the unit of work commits: the rows a whole batch of
+mail adds to a table go in with one executemany instead of one statement per mail.
 
 Only for rows nothing reads back in the same transaction (log events, outbox mails,
-thread references, messages). `hold(session)` turns holding on for one session; without
-it `insert` writes at once. `flush(session)` writes what is held, and the session's
-commit does so first, so held rows commit or roll back with everything else in the unit.
-A held row whose id the caller needs at once takes one from `next_id`: ids reserved for
-the unit (`reserve_ids`, one statement for a batch) as the database would give them.
+thread references, messages), and for changes to rows whose current values the unit
+keeps itself (a batch's tickets: their contexts travel with the batch).
+`hold(session)` turns holding on for one session; without it `insert` and `update`
+write at once. `flush(session)` writes what is held, and the session's commit does so
+first, so held rows commit or roll back with everything else in the unit. A held row
+whose id the caller needs at once takes one from `next_id`: ids reserved for the unit
+(`reserve_ids`, one statement for a batch) as the database would give them.
 """
 
 from __future__ import annotations
@@ -14,15 +16,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Table, event, func, select, text
+from sqlalchemy import Table, bindparam, event, func, select, text
 from sqlmodel import Session
 
 _KEY = "mailgate_held_inserts"
+_UPDATES = "mailgate_held_updates"
+_ROW = "held_row_id"
 
 
 def hold(session: Session) -> None:
     if _KEY not in session.info:
         session.info[_KEY] = {}
+        session.info[_UPDATES] = {}
         event.listen(session, "before_commit", flush)
 
 
@@ -41,21 +46,47 @@ def insert(session: Session, table: Table, rows: Iterable[dict[str, Any]]) -> No
         held.setdefault(table, []).extend(rows)
 
 
-def flush(session: Session) -> None:
-    """Write the held rows: per table in the order they came, one executemany for each
-    run of rows with the same columns."""
+def update(session: Session, table: Table, row_id: int, values: dict[str, Any]) -> None:
+    """Change the row of `table` with this id (one already in the table): held, merged
+    with the changes held for it before, when the unit holds inserts; else at once."""
     held = session.info.get(_KEY)
-    if not held:
+    if held is None:
+        session.connection().execute(_update_of(table), {**values, _ROW: row_id})
         return
+    rows = session.info[_UPDATES].setdefault(table, {})
+    rows[row_id] = {**rows.get(row_id, {}), **values}
+
+
+def flush(session: Session) -> None:
+    """Write the held changes, then the held rows: per table in the order they came,
+    one executemany for each run of rows with the same columns (updates first: a row a
+    trigger reads as an insert goes in, such as a ticket's project, is as it ends)."""
+    held = session.info.get(_KEY)
+    changes = session.info.get(_UPDATES)
+    if not held and not changes:
+        return
+    conn = session.connection()
+    for table, by_id in list((changes or {}).items()):
+        rows = [{**values, _ROW: row_id} for row_id, values in by_id.items()]
+        changes.pop(table)
+        for columns in dict.fromkeys(tuple(sorted(r)) for r in rows):
+            conn.execute(_update_of(table), [r for r in rows if tuple(sorted(r)) == columns])
     tables = list(held.items())
     held.clear()
-    conn = session.connection()
     for table, rows in tables:
         start = 0
         for i in range(1, len(rows) + 1):
             if i == len(rows) or rows[i].keys() != rows[start].keys():
                 conn.execute(table.insert(), rows[start:i])
                 start = i
+
+
+def _update_of(table: Table):
+    return _UPDATE_STATEMENTS.setdefault(table.name, table.update().where(
+        table.c.id == bindparam(_ROW)))
+
+
+_UPDATE_STATEMENTS: dict[str, Any] = {}
 
 
 # --- ids for held rows ----------------------------------------------------------------------

@@ -162,6 +162,12 @@ def update_ticket(*, session: Session, number: int, values: dict[str, Any]) -> N
     session.connection().execute(_UPDATE_TICKET, {**values, "ticket_number": number})
 
 
+def update_ticket_later(*, session: Session, number: int, values: dict[str, Any]) -> None:
+    """Change a ticket nothing in the unit reads back from the table (`store.later`):
+    a batch's changes to its tickets go in with one statement per set of columns."""
+    later.update(session, _TICKETS, number, values)
+
+
 def insert_message(*, session: Session, values: dict[str, Any]) -> int:
     """Store a message; its id is known at once. While the unit holds inserts
     (`store.later`) the row waits for the batch's one executemany under an id reserved

@@ -195,3 +195,42 @@ def test_a_ticket_opened_for_a_thread_claims_its_root_once(db):
     assert [tuple(r) for r in rows] == [(n, "Printer", "", 0) for n in (first, second, third)]
     assert [tuple(r) for r in roots] == [("r1@x.example", first)]
     assert [tuple(r) for r in people] == [(first, 1, "requester")]
+
+
+def test_changes_to_a_ticket_held_for_the_batch_are_merged_and_written_at_the_commit(db):
+    """A batch's changes to its tickets are held like its inserts: two changes to one
+    ticket become one row of the statement (the later value wins), nothing is written
+    before the commit, and a message held in the same unit is stored after them (the
+    search index reads the ticket's project as the message goes in)."""
+    migrate(db)
+    now = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
+    with db.unit() as s:
+        s.add(Project(slug="acme", name="Acme", key="acme", workflow="support"))
+        s.add(Project(slug="beta", name="Beta", key="beta", workflow="support"))
+    values = {"project_id": 1, "subject": "Printer", "status": "new", "priority": 2,
+              "requester_id": None, "created_at": now, "updated_at": now,
+              "status_changed_at": now, "group_name": "", "owner_id": None,
+              "assignee_id": None}
+    with db.unit() as s:
+        one, _ = threads.open_ticket(session=s, values=values, root="")
+        two, _ = threads.open_ticket(session=s, values=values, root="")
+    with db.unit() as s:
+        later.hold(s)
+        tickets.update_ticket_later(session=s, number=one, values={"status": "open",
+                                                                   "priority": 3})
+        tickets.update_ticket_later(session=s, number=two, values={"project_id": 2})
+        tickets.update_ticket_later(session=s, number=one, values={"status": "closed"})
+        tickets.insert_message(session=s, values={**_message(0), "ticket_id": two})
+        assert s.execute(text("SELECT status FROM ticket WHERE id = :n"),
+                         {"n": one}).scalar() == "new"
+    with db.unit(write=False) as s:
+        rows = s.execute(text("SELECT id, status, priority, project_id FROM ticket "
+                              "ORDER BY id")).all()
+        if db.dialect == "postgresql":
+            indexed = s.execute(text("SELECT project_id FROM message_search")).scalar()
+            assert indexed == 2
+    assert [tuple(r) for r in rows] == [(one, "closed", 3, 1), (two, "new", 2, 2)]
+    with db.unit() as s:            # not holding: at once
+        tickets.update_ticket_later(session=s, number=two, values={"status": "open"})
+        assert s.execute(text("SELECT status FROM ticket WHERE id = :n"),
+                         {"n": two}).scalar() == "open"

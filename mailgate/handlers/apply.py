@@ -121,7 +121,7 @@ def _open(session: Session, app: App, effects: Effects, site: Site, now: dt.date
     if holder not in (None, number) and batch is not None and root not in batch.thread_index:
         raise threads.ThreadTaken(f"thread <{root}> has ticket #{holder} already")
     # the requester, and the participants from the mail's To/Cc
-    copied = {a: people.contact_row(session=session, email=a) for a in sorted(after.cc)}
+    copied = {a: _contact(session, batch, a, "") for a in sorted(after.cc)}
     tickets.add_ticket_contacts(session=session, ticket_id=number, new=True, contacts=[
         (contact, "requester"), *((cid, "cc") for cid, _ in copied.values() if cid != contact)])
     if o.follows:
@@ -135,8 +135,9 @@ def _open(session: Session, app: App, effects: Effects, site: Site, now: dt.date
 
 def _contact(session: Session, batch: Batch | None, email: str, name: str) -> tuple[int, str]:
     """(id, name) of the contact with this address, made if new (`people.contact_row`);
-    a sender the batch found as a contact needs no lookup. Only rows that were there
-    when the batch began are taken from it: nothing a rolled-back mail wrote."""
+    a sender or copied address the batch found as a contact needs no lookup. Only rows
+    that were there when the batch began are taken from it: nothing a rolled-back mail
+    wrote."""
     known = batch.contacts.get(email) if batch is not None else None
     if known is None:
         return people.contact_row(session=session, email=email, name=name)
@@ -246,11 +247,12 @@ def _update_ticket(session: Session, ctx: TicketContext, effects: Effects, site:
             values["project_id"] = _project_id(session, batch, after.project)
             ctx = ctx.evolve(project=site.projects[after.project],
                              workflow=site.workflow_of(after.project))
-    tickets.update_ticket(session=session, number=ctx.number, values=values)
+    # the batch keeps its tickets' current values in their contexts
+    tickets.update_ticket_later(session=session, number=ctx.number, values=values)
     customers = ctx.customers
     added, removed = sorted(after.cc - before.cc), sorted(before.cc - after.cc)
     if added:
-        contacts = {a: people.contact_row(session=session, email=a) for a in added}
+        contacts = {a: _contact(session, batch, a, "") for a in added}
         tickets.add_ticket_contacts(session=session, ticket_id=ctx.number,
                                     contacts=[(cid, "cc") for cid, _ in contacts.values()])
         customers += tuple(Person(a, name) for a, (_, name) in contacts.items())

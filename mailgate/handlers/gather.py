@@ -199,7 +199,9 @@ def gather(session: Session, app: App, mails: Sequence[tuple[ParsedMail, MailFac
     threads.lock_tickets(session=session, numbers=numbers)
     batch.contexts = ticket_contexts(session, site, numbers)
     batch.projects_by_key = people.projects_by_key(session=session, keys=keys)
-    known = people.known_contacts(session=session, emails=senders)
+    # the people a mail copies in join its ticket: known ones need no lookup of their own
+    copied = {a for m, _ in mails for a in (*m.to, *m.cc)}
+    known = people.known_contacts(session=session, emails=senders | copied)
     batch.sender_projects = {e: s for e, (_, _, s) in known.items() if s}
     batch.contacts = {e: (i, n) for e, (i, n, _) in known.items()}
     batch.dedup = inbox.existing_dedup(session=session, keys=[m.dedup_key for m, _ in mails])
