@@ -82,9 +82,12 @@ def main() -> int:
                 time.sleep(0.2)
                 if daemon.poll() is not None:
                     raise SystemExit("the daemon died")
-                if not db.exists():
+                try:            # the daemon may still be creating its tables
+                    stored = count(db, "") if db.exists() else None
+                except sqlite3.OperationalError:
+                    stored = None
+                if stored is None:
                     continue
-                stored = count(db, "")
                 if fetched_s is None and stored >= args.n:
                     fetched_s = time.monotonic() - t0
                 if fetched_s is not None and count(
