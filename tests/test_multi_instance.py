@@ -30,7 +30,7 @@ from sqlmodel import select
 
 from mailgate.bootstrap import build_app
 from mailgate.config import config_from_dict
-from mailgate.edges.serve import one_instance
+from mailgate.edges.timed import one_instance
 from mailgate.handlers.timers import run_reminders, run_timers
 from scheduler.jobs import Job, run_job
 from store.models import Event, Inbound, Message, Outbox, Ticket

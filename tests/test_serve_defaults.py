@@ -159,6 +159,32 @@ def test_processing_runs_below_the_accepting_process(workdir):
         assert stop(proc) == 0
 
 
+def test_the_serving_process_holds_no_processing_timed_job_or_other_command_code():
+    """`mailgate serve` builds only its own commands and starts the worker: the loops,
+    the timed jobs (APScheduler, the timers, the sender) and the other commands' code
+    are the worker's or the CLI's, never resident in the process that accepts mail."""
+    probe = ("import sys\n"
+             "from mailgate.cli import _command_of, build_parser\n"
+             "build_parser(_command_of(['--config', 'x.toml', 'serve']))\n"
+             "import mailgate.edges.serve\n"
+             "print(sorted(m for m in sys.modules if m.startswith(('apscheduler', "
+             "'mailgate.handlers.', 'mailgate.edges.workers', 'mailgate.edges.timed', "
+             "'mailgate.edges.relay', 'mailgate.edges.parse_pool', 'mailgate.cli.'))))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, cwd=ROOT).stdout.strip()
+    assert out == "['mailgate.cli.run']"
+
+
+@pytest.mark.parametrize("argv, command", [
+    (["serve"], "serve"), (["--config", "serve.toml", "serve"], "serve"),
+    (["--config=x.toml", "serve"], "serve"), (["ticket", "list", "--json"], "ticket"),
+    (["--version"], None), ([], None), (["--config", "x.toml"], None),
+])
+def test_the_command_word_is_found_after_the_global_options(argv, command):
+    from mailgate.cli import _command_of
+    assert _command_of(argv) == command
+
+
 def test_serving_loads_no_metrics_or_imap_library_until_configured():
     """A daemon with no metrics port and no mailbox pays no memory for their libraries."""
     probe = ("import sys, mailgate.edges.serve; "

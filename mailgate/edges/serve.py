@@ -1,5 +1,6 @@
-"""The `serve` process: SMTP (and LMTP) listeners, spool, timed jobs, the metrics page,
-and the worker that processes and sends (see `edges.workers`).
+"""The `serve` process: SMTP (and LMTP) listeners, spool, the metrics page, and the
+worker that processes, sends and runs the timed jobs (see `edges.workers`,
+`edges.timed`).
 
 `Daemon.start()` returns only when the SMTP port (and the LMTP socket or port, and the
 metrics port, when configured) answers, and re-raises start-up errors.
@@ -19,26 +20,23 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from mailgate.bootstrap import App
 from mailgate.config import trust_warning
 from mailgate.edges.lmtp import LmtpListener
-from mailgate.edges.relay import OutboxSender
 from mailgate.edges.smtp import IngestHandler, SmtpListener, tls_context
 from mailgate.edges.spool import Spool
-from mailgate.edges.workers import Loops, WorkerProcess, make_parser
+from mailgate.edges.worker_process import WorkerProcess
 from mailgate.handlers import ServiceError
-from mailgate.handlers.jobs import RunRecorder
-from mailgate.handlers.retention import run_retention
-from mailgate.handlers.timers import run_reminders, run_timers
-from scheduler.jobs import Elsewhere, Job, build_scheduler
 from store.db import InstanceLocked, hold_instance_lock
-from store.leases import exclusive
 
 if TYPE_CHECKING:
     from mailgate.edges.metrics import Metrics
+    from mailgate.edges.timed import TimedJobs
+    from mailgate.edges.workers import Loops
+
+WATCH_SECONDS = 2.0     # how often a dead worker process is looked for
 
 
 class Daemon:
@@ -48,8 +46,14 @@ class Daemon:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.spool = Spool(app.db, on_commit=lambda _ids: self.wake_processor(),
                            instance=app.instance)
+        self.timed: TimedJobs | None = None
         if cfg.processing.in_process:
+            # the loops and the timed jobs here: imported only then (the worker process
+            # has them; the serving process otherwise never loads them)
+            from mailgate.edges.timed import TimedJobs
+            from mailgate.edges.workers import Loops, make_parser
             self.work: Loops | WorkerProcess = Loops(app, make_parser(app))
+            self.timed = TimedJobs(app, self.work.wake_processor, self.work.wake_sender)
         else:
             self.work = WorkerProcess(app)
         self.metrics: Metrics | None = None
@@ -68,7 +72,7 @@ class Daemon:
                                  tls_context=tls_context(cfg.smtp.tls_cert_file,
                                                          cfg.smtp.tls_key_file),
                                  require_tls=cfg.smtp.require_tls)
-        self.scheduler = None
+        self.watching: asyncio.Task | None = None
         self.address: tuple[str, int] | None = None
         self.fetchers = []
         if cfg.imap:
@@ -100,7 +104,7 @@ class Daemon:
     @property
     def ingest(self):
         """The ingest handler, when it runs in this process (`in_process = true`)."""
-        return self.work.ingest if isinstance(self.work, Loops) else None
+        return None if isinstance(self.work, WorkerProcess) else self.work.ingest
 
     def wake_processor(self) -> None:
         self.work.wake_processor()
@@ -124,11 +128,10 @@ class Daemon:
             self.spool.stop()
             await asyncio.to_thread(self.work.stop)
             raise
-        jobs = self.jobs()
-        self.scheduler = build_scheduler(
-            self.loop, jobs, on_error=self._job_failed, clock=self.app.now,
-            on_run=RunRecorder(self.app, intervals={j.name: j.seconds for j in jobs}))
-        self.scheduler.start()
+        if self.timed is not None:
+            self.timed.start(self.loop)
+        if isinstance(self.work, WorkerProcess):
+            self.watching = asyncio.create_task(self._watch_worker())
         for fetcher in self.fetchers:
             fetcher.start()
         if warning := trust_warning(self.app.config):
@@ -168,8 +171,12 @@ class Daemon:
             await lst.close()
         if self.metrics is not None:
             await asyncio.to_thread(self.metrics.server.stop)
-        if self.scheduler is not None:
-            self.scheduler.shutdown(wait=False)
+        if self.timed is not None:
+            self.timed.stop()
+        if self.watching is not None:
+            self.watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.watching
         for fetcher in self.fetchers:
             fetcher.stop_event.set()
         for fetcher in self.fetchers:
@@ -178,46 +185,15 @@ class Daemon:
         await asyncio.to_thread(self.work.stop)
         self.app.log.info("mailgate stopped", sessions_cut=cut)
 
-    # --- timed jobs ---------------------------------------------------------------------
-
-    def jobs(self) -> list[Job]:
-        app = self.app
-        sender = OutboxSender(app)
-
-        def timers() -> str:
-            now = app.now()
-            moved, sent = run_timers(app, now=now), run_reminders(app, now=now)
-            return f"{len(moved)} moved, {len(sent)} reminders"
-
-        jobs = [
-            # Mail stored by other processes (`mailgate ingest`, another instance) and
-            # retries whose backoff has passed are picked up by these wake-ups.
-            Job("process-poll", app.config.processing.poll_seconds, self.wake_processor),
-            Job("outbox-retry", 10, self.wake_sender),
-            Job("workflow-timers", 900, one_instance(app, "workflow-timers", timers),
-                blocking=True, after=self.wake_sender),
-            Job("outbox-compact", 3600, one_instance(app, "outbox-compact", sender.compact),
-                blocking=True),
-            Job("retention", 3600, one_instance(
-                app, "retention", lambda: run_retention(app, now=app.now()).summary()),
-                blocking=True),
-        ]
-        if isinstance(self.work, WorkerProcess):
-            jobs.append(Job("worker-watch", 2, self.work.watch, blocking=True))
-        return jobs
-
-    def _job_failed(self, name: str, exc: BaseException) -> None:
-        self.app.log.error("timed job failed", job=name,
-                           error=f"{type(exc).__name__}: {exc}"[:300])
-
-
-def one_instance(app: App, name: str, run: Callable[[], object]) -> Callable[[], object]:
-    """The job `run`, done by one instance at a time: while another instance holds the
-    job's lease this turn is skipped here (and not recorded as a run)."""
-    def leased() -> object:
-        with exclusive(app.db, f"job:{name}") as mine:
-            return run() if mine else Elsewhere("run by another instance")
-    return leased
+    async def _watch_worker(self) -> None:
+        """Start the worker again if it died (and log it), every few seconds."""
+        while True:
+            await asyncio.sleep(WATCH_SECONDS)
+            try:
+                await asyncio.to_thread(self.work.watch)
+            except Exception as exc:    # never let the watch itself stop
+                self.app.log.error("worker watch failed",
+                                   error=f"{type(exc).__name__}: {exc}"[:300])
 
 
 class DaemonThread:

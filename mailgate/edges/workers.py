@@ -3,18 +3,15 @@
 `Loops` runs the ingest handler and the outbox sender, each in its own thread, woken
 when there is work (`wake_processor`, `wake_sender`) and otherwise polling at a slow
 pace for work stored by other processes. `serve` runs the loops in a worker process of
-their own (`WorkerProcess`), so the process that speaks SMTP does nothing but accept
-and commit, and both cores work; with `[processing] in_process = true` it runs them as
-threads of its own instead (one process: simpler to debug, slower).
-
-The worker is woken over a pipe whose writing end never blocks: a full pipe already
-means "wake up". A worker that dies is started again; the mail it had claimed is taken
-up again when its lease runs out.
+their own (started and watched through `edges.worker_process`), so the process that
+speaks SMTP does nothing but accept and commit, and both cores work; the worker runs
+the timed jobs beside them (`edges.timed`). With `[processing] in_process = true`
+`serve` runs the loops as threads of its own instead (one process: simpler to debug,
+slower).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import threading
@@ -24,12 +21,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from mailgate import faults
 from mailgate.bootstrap import App, build_app
 from mailgate.config import Config
-from mailgate.edges import children
-from mailgate.edges.children import Child, SharedCounter
+from mailgate.edges.children import SharedCounter
 from mailgate.edges.parse_pool import InlineParser, ParsePool, lower_priority, name_process
 from mailgate.edges.relay import OutboxSender
-
-WAKE_PROCESS, WAKE_SEND, STOP = b"p", b"s", b"x"
+from mailgate.edges.timed import TimedJobs
+from mailgate.edges.worker_process import STOP, WAKE_PROCESS, WAKE_SEND
 
 
 def make_parser(app: App) -> ParsePool | InlineParser:
@@ -140,6 +136,8 @@ def _worker_main(config: Config, conn, fault_spec: str, urgent) -> None:
         app.db.gate.shared = urgent
     loops = Loops(app, make_parser(app))
     loops.start()
+    jobs = TimedJobs(app, loops.wake_processor, loops.wake_sender)
+    jobs.start()
     try:
         while True:
             try:
@@ -153,6 +151,7 @@ def _worker_main(config: Config, conn, fault_spec: str, urgent) -> None:
             elif signal == WAKE_SEND:
                 loops.wake_sender()
     finally:
+        jobs.stop()
         loops.stop()
         app.db.dispose()
         # Everything is closed: skip the interpreter's slow exit (it joins the
@@ -165,73 +164,3 @@ def _worker_main(config: Config, conn, fault_spec: str, urgent) -> None:
 def worker_child(conn, config: Config, fault_spec: str, urgent_fd: int) -> None:
     """Where the worker process starts (`children.start`)."""
     _worker_main(config, conn, fault_spec, SharedCounter(urgent_fd))
-
-
-class WorkerProcess:
-    """The serve process's handle on its worker: start, wake, watch, stop."""
-
-    def __init__(self, app: App) -> None:
-        self.app = app
-        self._proc: Child | None = None
-        self._conn = None
-        self._lock = threading.Lock()
-        self.stopping = False
-        # how many urgent writers (the spool) wait for the database, seen by both sides
-        self.urgent = SharedCounter()
-        if app.db.gate is not None:
-            app.db.gate.shared = self.urgent
-
-    def start(self, *, again: bool = False) -> None:
-        # faults armed for this process tree go to the first worker only: a restart is
-        # the recovery they test
-        spec = "" if again else faults.spec()
-        proc, conn = children.start(__name__, "worker_child",
-                                    (self.app.config, spec, self.urgent.fd),
-                                    pass_fds=(self.urgent.fd,))
-        os.set_blocking(conn.fileno(), False)
-        with self._lock:
-            self._proc, self._conn = proc, conn
-
-    def _signal(self, what: bytes) -> None:
-        with self._lock:
-            if self._conn is None:
-                return
-            with contextlib.suppress(BlockingIOError, BrokenPipeError, OSError):
-                self._conn.send_bytes(what)
-
-    def wake_processor(self) -> None:
-        self._signal(WAKE_PROCESS)
-
-    def wake_sender(self) -> None:
-        self._signal(WAKE_SEND)
-
-    def watch(self) -> None:
-        """Start the worker again if it died (called now and then by the scheduler)."""
-        proc = self._proc
-        if self.stopping or proc is None or proc.is_alive():
-            return
-        self.app.log.error("worker process died; starting it again", exitcode=proc.exitcode)
-        self._close_conn()
-        self.start(again=True)
-
-    def stop(self, timeout: float = 150) -> None:
-        self.stopping = True
-        proc = self._proc
-        if proc is None:
-            return
-        with self._lock:
-            if self._conn is not None:
-                os.set_blocking(self._conn.fileno(), True)
-                with contextlib.suppress(OSError):
-                    self._conn.send_bytes(STOP)
-        proc.join(timeout)
-        if proc.is_alive():
-            proc.kill()
-            proc.join(10)
-        self._close_conn()
-
-    def _close_conn(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
