@@ -7,7 +7,9 @@ every run (an upsert, so two instances recording the same job never collide).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
+from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, select
 
@@ -27,6 +29,13 @@ def record_run(*, session: Session, name: str, instance: str, started: dt.dateti
     stmt = stmt.on_conflict_do_update(index_elements=["name"],
                                       set_={k: stmt.excluded[k] for k in values if k != "name"})
     session.connection().execute(stmt)
+
+
+def forget_other_jobs(*, session: Session, names: Iterable[str]) -> int:
+    """Remove the runs of jobs that are not (any longer) among `names`: a job an older
+    version ran would otherwise show in `jobs list` as overdue forever."""
+    return session.connection().execute(
+        delete(_TABLE).where(_TABLE.c.name.not_in(sorted(names)))).rowcount
 
 
 def job_runs(*, session: Session) -> list[JobRun]:

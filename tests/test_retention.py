@@ -15,7 +15,7 @@ from mailgate.handlers.jobs import RunRecorder
 from mailgate.handlers.retention import run_retention
 from scheduler.jobs import Job, run_job
 from store.models import Inbound, Message, Outbox
-from tests.support.harness import make_mail
+from tests.support.harness import make_mail, wait_until
 
 CARLA = "carla@client.example"
 JUNK = b"\xd0\xcf\x11\xe0" + bytes(b for b in range(256) if b not in b"\r\n") * 4 + b"\r\n"
@@ -127,3 +127,24 @@ def test_a_failing_job_shows_its_error_and_a_later_success_clears_it(harness_fac
 def test_jobs_list_before_any_run_says_so(harness_factory, sqlite_url):
     got = harness_factory(sqlite_url).cli("jobs", "list")
     assert got.code == 0 and "no timed job has run yet" in got.out
+
+
+def test_a_job_that_is_no_longer_run_leaves_jobs_list_when_the_daemon_starts(
+        harness_factory, sqlite_url):
+    """A job an older version ran (the worker watch, now done by the serving process
+    itself) would show as overdue for ever: a starting daemon forgets it and keeps the
+    runs of the jobs it has."""
+    h = harness_factory(sqlite_url, server={"instance": "mx-3"})
+    then = dt.datetime(2026, 11, 30, 3, 0, tzinfo=dt.UTC)
+    record = RunRecorder(h.app, intervals={})
+    for name in ("worker-watch", "retention"):
+        run_job(Job(name, 2, lambda: "done"), on_error=lambda *_: None, on_run=record,
+                clock=lambda: then)
+    assert {r["name"] for r in json.loads(h.cli("jobs", "list", "--json").out)} == {
+        "worker-watch", "retention"}
+    h.start()           # the worker process starts the jobs
+
+    def names() -> set[str]:
+        return {r["name"] for r in json.loads(h.cli("jobs", "list", "--json").out)}
+    wait_until(lambda: "worker-watch" not in names(), "the old job forgotten")
+    assert "retention" in names()

@@ -20,6 +20,7 @@ from mailgate.handlers.jobs import RunRecorder
 from mailgate.handlers.retention import run_retention
 from mailgate.handlers.timers import run_reminders, run_timers
 from scheduler.jobs import Elsewhere, Job, build_scheduler
+from store import jobs
 from store.leases import exclusive
 
 
@@ -61,6 +62,8 @@ class TimedJobs:
                  wake_sender: Callable[[], None]) -> None:
         self.app = app
         self.jobs = timed_jobs(app, wake_processor, wake_sender)
+        with app.db.unit() as session:      # e.g. `worker-watch`, a job until 2026-12
+            jobs.forget_other_jobs(session=session, names=[j.name for j in self.jobs])
         self._scheduler = None
         self._thread: threading.Thread | None = None
         self._own: asyncio.AbstractEventLoop | None = None
