@@ -82,8 +82,11 @@ def flush(session: Session) -> None:
 
 
 def _update_of(table: Table):
-    return _UPDATE_STATEMENTS.setdefault(table.name, table.update().where(
-        table.c.id == bindparam(_ROW)))
+    statement = _UPDATE_STATEMENTS.get(table.name)
+    if statement is None:       # built once per table: building costs more than running
+        statement = _UPDATE_STATEMENTS[table.name] = table.update().where(
+            table.c.id == bindparam(_ROW))
+    return statement
 
 
 _UPDATE_STATEMENTS: dict[str, Any] = {}

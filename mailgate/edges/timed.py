@@ -62,8 +62,12 @@ class TimedJobs:
                  wake_sender: Callable[[], None]) -> None:
         self.app = app
         self.jobs = timed_jobs(app, wake_processor, wake_sender)
-        with app.db.unit() as session:      # e.g. `worker-watch`, a job until 2026-12
-            jobs.forget_other_jobs(session=session, names=[j.name for j in self.jobs])
+        try:        # e.g. `worker-watch`, a job until 2026-12; only what `jobs list` shows
+            with app.db.unit() as session:
+                jobs.forget_other_jobs(session=session, names=[j.name for j in self.jobs])
+        except Exception as exc:    # the store may be away at start: the jobs run anyway
+            app.log.warning("could not forget the runs of old jobs",
+                            error=f"{type(exc).__name__}: {exc}"[:300])
         self._scheduler = None
         self._thread: threading.Thread | None = None
         self._own: asyncio.AbstractEventLoop | None = None
