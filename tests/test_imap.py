@@ -7,7 +7,6 @@ import os
 import select as fdselect
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -140,13 +139,22 @@ def test_a_wrong_password_is_reported_and_other_mailboxes_keep_working(dovecot,
 
 def test_the_server_going_away_mid_poll_is_survived(dovecot, harness_factory, sqlite_url):
     h = running(harness_factory, sqlite_url, imap_box(dovecot, idle=False))
+
+    def inbox() -> dict:
+        return json.loads(h.cli("imap", "status", "--json").out)[0]
+
     dovecot.append("support", make_mail(sender=CARLA, subject="Eins"))
     wait_until(lambda: len(h.tickets()) == 1, what="the first mail")
-    dovecot.stop()
-    time.sleep(1.0)                                   # mailgate polls into a dead server
+    # every server process at once, the one serving mailgate's session too (a graceful
+    # `dovecot stop` leaves running sessions alone: mailgate would not notice)
+    dovecot.kill()
+    # mailgate really polls into the dead server: it says so, and keeps trying
+    wait_until(lambda: inbox()["state"] == "error", what="the outage reported")
+    assert inbox()["error"]
     dovecot.start()
     dovecot.append("support", make_mail(sender=CARLA, subject="Zwei"))
     wait_until(lambda: len(h.tickets()) == 2, what="the mail after the restart", timeout=30)
+    wait_until(lambda: inbox()["state"] == "ok", what="the mailbox ok again")
 
 
 def test_a_backlog_is_worked_through_in_batches(dovecot, harness_factory, sqlite_url):
