@@ -61,16 +61,18 @@ def flush(session: Session) -> None:
     """Write the held changes, then the held rows: per table in the order they came,
     one executemany for each run of rows with the same columns (updates first: a row a
     trigger reads as an insert goes in, such as a ticket's project, is as it ends)."""
-    held = session.info.get(_KEY)
-    changes = session.info.get(_UPDATES)
+    held, changes = session.info.get(_KEY), session.info.get(_UPDATES)
     if not held and not changes:
         return
     conn = session.connection()
-    for table, by_id in list((changes or {}).items()):
-        rows = [{**values, _ROW: row_id} for row_id, values in by_id.items()]
-        changes.pop(table)
-        for columns in dict.fromkeys(tuple(sorted(r)) for r in rows):
-            conn.execute(_update_of(table), [r for r in rows if tuple(sorted(r)) == columns])
+    changed = list(changes.items())
+    changes.clear()
+    for table, by_id in changed:
+        runs: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row_id, values in by_id.items():
+            runs.setdefault(tuple(sorted(values)), []).append({**values, _ROW: row_id})
+        for rows in runs.values():
+            conn.execute(_update_of(table), rows)
     tables = list(held.items())
     held.clear()
     for table, rows in tables:

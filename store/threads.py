@@ -74,8 +74,11 @@ def claim_root(*, session: Session, root: str, ticket_id: int) -> int | None:
     conn = session.connection()
     inserted = conn.execute(_CLAIM_ROOT[conn.dialect.name], {"root": root,
                                                              "ticket_id": ticket_id}).first()
-    if inserted is not None:
-        return ticket_id
+    return ticket_id if inserted is not None else _holder(conn, root)
+
+
+def _holder(conn, root: str) -> int:
+    """The ticket that holds a root another claim got first."""
     return conn.execute(_ROOT_HOLDER, {"root": root}).scalar_one()
 
 
@@ -92,9 +95,7 @@ def open_ticket(*, session: Session, values: dict[str, Any], root: str) -> tuple
     number, claimed = conn.execute(_open_statement(tuple(values)), {
         **{f"v_{k}": v for k, v in values.items()}, "root": root,
         "root_at": values.get("created_at") or utcnow()}).one()
-    if claimed is not None:
-        return number, claimed
-    return number, conn.execute(_ROOT_HOLDER, {"root": root}).scalar_one()
+    return number, claimed if claimed is not None else _holder(conn, root)
 
 
 @functools.cache

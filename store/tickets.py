@@ -151,7 +151,6 @@ def tickets_of_sender(*, session: Session, email: str, limit: int = 500) -> tupl
 _TICKETS, _MESSAGES = Ticket.__table__, Message.__table__
 _INSERT_TICKET = _TICKETS.insert().returning(_TICKETS.c.id)
 _INSERT_MESSAGE = _MESSAGES.insert().returning(_MESSAGES.c.id)
-_UPDATE_TICKET = update(_TICKETS).where(_TICKETS.c.id == bindparam("ticket_number"))
 
 
 def insert_ticket(*, session: Session, values: dict[str, Any]) -> int:
@@ -159,12 +158,9 @@ def insert_ticket(*, session: Session, values: dict[str, Any]) -> int:
 
 
 def update_ticket(*, session: Session, number: int, values: dict[str, Any]) -> None:
-    session.connection().execute(_UPDATE_TICKET, {**values, "ticket_number": number})
-
-
-def update_ticket_later(*, session: Session, number: int, values: dict[str, Any]) -> None:
-    """Change a ticket nothing in the unit reads back from the table (`store.later`):
-    a batch's changes to its tickets go in with one statement per set of columns."""
+    """Change a ticket. While the unit holds inserts (`store.later`: a batch of mail,
+    which keeps its tickets' current values in their contexts) the change waits for the
+    batch's one statement per set of columns; otherwise it is made at once."""
     later.update(session, _TICKETS, number, values)
 
 

@@ -216,10 +216,10 @@ def test_changes_to_a_ticket_held_for_the_batch_are_merged_and_written_at_the_co
         two, _ = threads.open_ticket(session=s, values=values, root="")
     with db.unit() as s:
         later.hold(s)
-        tickets.update_ticket_later(session=s, number=one, values={"status": "open",
+        tickets.update_ticket(session=s, number=one, values={"status": "open",
                                                                    "priority": 3})
-        tickets.update_ticket_later(session=s, number=two, values={"project_id": 2})
-        tickets.update_ticket_later(session=s, number=one, values={"status": "closed"})
+        tickets.update_ticket(session=s, number=two, values={"project_id": 2})
+        tickets.update_ticket(session=s, number=one, values={"status": "closed"})
         tickets.insert_message(session=s, values={**_message(0), "ticket_id": two})
         assert s.execute(text("SELECT status FROM ticket WHERE id = :n"),
                          {"n": one}).scalar() == "new"
@@ -231,6 +231,6 @@ def test_changes_to_a_ticket_held_for_the_batch_are_merged_and_written_at_the_co
             assert indexed == 2
     assert [tuple(r) for r in rows] == [(one, "closed", 3, 1), (two, "new", 2, 2)]
     with db.unit() as s:            # not holding: at once
-        tickets.update_ticket_later(session=s, number=two, values={"status": "open"})
+        tickets.update_ticket(session=s, number=two, values={"status": "open"})
         assert s.execute(text("SELECT status FROM ticket WHERE id = :n"),
                          {"n": two}).scalar() == "open"

@@ -247,8 +247,7 @@ def _update_ticket(session: Session, ctx: TicketContext, effects: Effects, site:
             values["project_id"] = _project_id(session, batch, after.project)
             ctx = ctx.evolve(project=site.projects[after.project],
                              workflow=site.workflow_of(after.project))
-    # the batch keeps its tickets' current values in their contexts
-    tickets.update_ticket_later(session=session, number=ctx.number, values=values)
+    tickets.update_ticket(session=session, number=ctx.number, values=values)
     customers = ctx.customers
     added, removed = sorted(after.cc - before.cc), sorted(before.cc - after.cc)
     if added:
