@@ -1,9 +1,9 @@
-"""Timed jobs, run by APScheduler on the daemon's event loop.
+"""Timed jobs, run by APScheduler on an event loop it is given.
 
 The scheduler knows nothing of the daemon: it is handed a list of `Job`s, each a name,
 an interval and a plain callable. A callable marked `blocking` runs in a worker thread
-(it touches the database, which must never hold up the SMTP conversation on the loop);
-the others run on the loop itself. A job that fails is logged and runs again at its next
+(it touches the database, which must never hold up the loop); the others run on the
+loop itself. A job that fails is logged and runs again at its next
 turn. Every job is safe on several instances at once: the work it does is claimed row by
 row or under a job lock in the database, so each instance keeps its own in-memory store.
 Each run is reported as a `RunReport` to an `on_run` callable, if one is given (the

@@ -127,9 +127,11 @@ class Daemon:
                 await self.lmtp.close()
             self.spool.stop()
             await asyncio.to_thread(self.work.stop)
+            if self.timed is not None:
+                await asyncio.to_thread(self.timed.stop)
             raise
         if self.timed is not None:
-            self.timed.start(self.loop)
+            self.timed.start()
         if isinstance(self.work, WorkerProcess):
             self.watching = asyncio.create_task(self._watch_worker())
         for fetcher in self.fetchers:
@@ -172,7 +174,7 @@ class Daemon:
         if self.metrics is not None:
             await asyncio.to_thread(self.metrics.server.stop)
         if self.timed is not None:
-            self.timed.stop()
+            await asyncio.to_thread(self.timed.stop)
         if self.watching is not None:
             self.watching.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -4,8 +4,8 @@ The jobs wake the processing and sending loops, run the workflow timers and remi
 compact the outbox and apply retention: all of it work of the loops' process, so they
 run there, beside the loops (the worker process, or the serving process itself with
 `[processing] in_process = true`). The process that speaks SMTP then never loads the
-scheduler, the timers or the sender. `TimedJobs` runs them on an event loop it is given,
-or on one of its own in a thread; each run is kept for `mailgate jobs list`.
+scheduler, the timers or the sender. `TimedJobs` runs them on an event loop of their own
+in a thread; each run is kept for `mailgate jobs list`.
 """
 
 from __future__ import annotations
@@ -58,6 +58,9 @@ def one_instance(app: App, name: str, run: Callable[[], object]) -> Callable[[],
 
 
 class TimedJobs:
+    """The jobs on an event loop of their own, in a thread: wherever they run, the
+    process's other loop (if any: the serving process's) is not held up by them."""
+
     def __init__(self, app: App, wake_processor: Callable[[], None],
                  wake_sender: Callable[[], None]) -> None:
         self.app = app
@@ -68,41 +71,32 @@ class TimedJobs:
         except Exception as exc:    # the store may be away at start: the jobs run anyway
             app.log.warning("could not forget the runs of old jobs",
                             error=f"{type(exc).__name__}: {exc}"[:300])
-        self._scheduler = None
-        self._thread: threading.Thread | None = None
-        self._own: asyncio.AbstractEventLoop | None = None
-
-    def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        """Run the jobs on `loop` (called from it), else on a loop in a thread of their own."""
-        if loop is None:
-            loop = self._own = asyncio.new_event_loop()
-            self._thread = threading.Thread(target=loop.run_forever, name="mailgate-jobs",
-                                            daemon=True)
-            self._thread.start()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="mailgate-jobs",
+                                        daemon=True)
         self._scheduler = build_scheduler(
-            loop, self.jobs, on_error=self._failed, clock=self.app.now,
-            on_run=RunRecorder(self.app, intervals={j.name: j.seconds for j in self.jobs}))
-        if self._own is None:
-            self._scheduler.start()
-        else:       # APScheduler starts from its loop's thread
-            asyncio.run_coroutine_threadsafe(self._start_on_loop(), self._own).result(30)
+            self._loop, self.jobs, on_error=self._failed, clock=app.now,
+            on_run=RunRecorder(app, intervals={j.name: j.seconds for j in self.jobs}))
 
-    async def _start_on_loop(self) -> None:
-        self._scheduler.start()
+    def start(self) -> None:
+        self._thread.start()
+        self._on_loop(self._scheduler.start)    # APScheduler starts from its loop's thread
 
     def stop(self) -> None:
-        """No new runs; a blocking run under way finishes in its executor thread."""
-        if self._scheduler is None:
+        """No new runs; a blocking run under way is let finish, then the loop is closed."""
+        if self._loop.is_closed():
             return
-        if self._own is None:
-            self._scheduler.shutdown(wait=False)
-            return
-        asyncio.run_coroutine_threadsafe(self._stop_on_loop(), self._own).result(30)
-        self._own.call_soon_threadsafe(self._own.stop)
-        self._thread.join(10)
+        if self._thread.is_alive():
+            self._on_loop(lambda: self._scheduler.shutdown(wait=False))
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+        self._loop.run_until_complete(self._loop.shutdown_default_executor())
+        self._loop.close()
 
-    async def _stop_on_loop(self) -> None:
-        self._scheduler.shutdown(wait=False)
+    def _on_loop(self, call: Callable[[], object]) -> None:
+        async def run() -> None:
+            call()
+        asyncio.run_coroutine_threadsafe(run(), self._loop).result(30)
 
     def _failed(self, name: str, exc: BaseException) -> None:
         self.app.log.error("timed job failed", job=name,
