@@ -136,6 +136,10 @@ def measure(site: Site, main: Path, side: list, profile: str = "") -> dict:
     sender = mix.SideSender(site.port, side).start()
     result = load(main, site.port, 16, "mailgate")
     sender.join()
+    if os.environ.get("BENCH_VERBOSE"):   # how far processing kept up while accepting
+        waiting = site.count("inbound", "state IN ('pending', 'processing')")
+        print(f"    accepting ended after {time.monotonic() - t0:.1f} s: "
+              f"{waiting} mails still to process")
     t1 = site.settle()
     after = usage(site.daemon.pid)
     if spy is not None:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, case, delete, func, or_, update
+from sqlalchemy import select as core_select
 from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
@@ -46,8 +47,7 @@ def sent_message_ids(*, session: Session, msgids: Iterable[str]) -> frozenset[st
     msgids = sorted(set(m for m in msgids if m))
     if not msgids:
         return frozenset()
-    return frozenset(session.exec(select(Outbox.message_id)
-                                  .where(Outbox.message_id.in_(msgids))))
+    return frozenset(session.connection().execute(_SENT_IDS, {"ids": msgids}).scalars())
 
 
 def automatic_counts(*, session: Session, addresses: Iterable[str], recent_since: dt.datetime,
@@ -56,11 +56,8 @@ def automatic_counts(*, session: Session, addresses: Iterable[str], recent_since
     addresses = sorted(set(a for a in addresses if a))
     if not addresses:
         return {}, {}
-    recent = func.sum(case((Outbox.created_at >= recent_since, 1), else_=0))
-    rows = session.exec(select(Outbox.rcpt, recent, func.count())
-                        .where(Outbox.rcpt.in_(addresses), Outbox.automatic.is_(True),
-                               Outbox.created_at >= day_since, Outbox.state.in_(_COUNTED))
-                        .group_by(Outbox.rcpt))
+    rows = session.connection().execute(_AUTOMATIC, {
+        "addresses": addresses, "recent_since": recent_since, "day_since": day_since})
     recent_n, day_n = {}, {}
     for rcpt, r, d in rows:
         recent_n[rcpt], day_n[rcpt] = int(r or 0), int(d)
@@ -72,11 +69,8 @@ def agent_ticket_counts(*, session: Session, agents: Iterable[str], tickets: Ite
     agents, tickets = sorted(set(agents)), sorted(set(tickets))
     if not agents or not tickets:
         return {}
-    rows = session.exec(select(Outbox.rcpt, Outbox.ticket_id, func.count())
-                        .where(Outbox.rcpt.in_(agents), Outbox.ticket_id.in_(tickets),
-                               Outbox.automatic.is_(True), Outbox.created_at >= since,
-                               Outbox.state.in_(_COUNTED))
-                        .group_by(Outbox.rcpt, Outbox.ticket_id))
+    rows = session.connection().execute(_AGENT_TICKET, {"agents": agents, "tickets": tickets,
+                                                        "since": since})
     return {(r, t): int(n) for r, t, n in rows}
 
 
@@ -85,9 +79,32 @@ def suppressed(*, session: Session, addresses: Iterable[str],
     addresses = sorted(set(a for a in addresses if a))
     if not addresses:
         return {}
-    return dict(session.exec(select(Suppression.address, Suppression.until)
-                             .where(Suppression.address.in_(addresses),
-                                    Suppression.until > now)).all())
+    return dict(session.connection().execute(_SUPPRESSED, {"addresses": addresses,
+                                                           "now": now}).all())
+
+
+# the lookups every batch of mail makes, built once (Core: an ORM select costs more to
+# set up than these take to run)
+_SENT_IDS = core_select(_OUTBOX.c.message_id).where(
+    _OUTBOX.c.message_id.in_(bindparam("ids", expanding=True)))
+_AUTOMATIC = (core_select(_OUTBOX.c.rcpt,
+                          func.sum(case((_OUTBOX.c.created_at >= bindparam("recent_since"), 1),
+                                        else_=0)),
+                          func.count())
+              .where(_OUTBOX.c.rcpt.in_(bindparam("addresses", expanding=True)),
+                     _OUTBOX.c.automatic.is_(True), _OUTBOX.c.created_at >= bindparam("day_since"),
+                     _OUTBOX.c.state.in_(_COUNTED))
+              .group_by(_OUTBOX.c.rcpt))
+_AGENT_TICKET = (core_select(_OUTBOX.c.rcpt, _OUTBOX.c.ticket_id, func.count())
+                 .where(_OUTBOX.c.rcpt.in_(bindparam("agents", expanding=True)),
+                        _OUTBOX.c.ticket_id.in_(bindparam("tickets", expanding=True)),
+                        _OUTBOX.c.automatic.is_(True), _OUTBOX.c.created_at >= bindparam("since"),
+                        _OUTBOX.c.state.in_(_COUNTED))
+                 .group_by(_OUTBOX.c.rcpt, _OUTBOX.c.ticket_id))
+_SUPPRESSION = Suppression.__table__
+_SUPPRESSED = core_select(_SUPPRESSION.c.address, _SUPPRESSION.c.until).where(
+    _SUPPRESSION.c.address.in_(bindparam("addresses", expanding=True)),
+    _SUPPRESSION.c.until > bindparam("now"))
 
 
 def suppress(*, session: Session, address: str, until: dt.datetime, reason: str) -> None:
