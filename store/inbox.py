@@ -149,9 +149,14 @@ def existing_dedup(*, session: Session, keys: Iterable[str]) -> dict[str, tuple[
     keys = sorted(set(k for k in keys if k))
     if not keys:
         return {}
-    rows = session.exec(select(Message.dedup_key, Message.id, Message.inbound_id,
-                               Message.ticket_id).where(Message.dedup_key.in_(keys)))
+    rows = session.connection().execute(_DEDUP, {"keys": keys})
     return {k: (m, i, t) for k, m, i, t in rows}
+
+
+_MESSAGE = Message.__table__
+_DEDUP = select(_MESSAGE.c.dedup_key, _MESSAGE.c.id, _MESSAGE.c.inbound_id,
+                _MESSAGE.c.ticket_id).where(
+    _MESSAGE.c.dedup_key.in_(bindparam("keys", expanding=True)))   # every batch: built once
 
 
 def inbound_rows(*, session: Session, state: str, limit: int = 1000,

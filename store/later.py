@@ -84,14 +84,21 @@ def flush(session: Session) -> None:
 
 
 def _update_of(table: Table):
-    statement = _UPDATE_STATEMENTS.get(table.name)
+    return _built("update", table, lambda t: t.update().where(t.c.id == bindparam(_ROW)))
+
+
+def _top_of(table: Table):
+    return _built("top", table, lambda t: select(func.coalesce(func.max(t.c.id), 0)))
+
+
+def _built(kind: str, table: Table, build):
+    statement = _STATEMENTS.get((kind, table.name))
     if statement is None:       # built once per table: building costs more than running
-        statement = _UPDATE_STATEMENTS[table.name] = table.update().where(
-            table.c.id == bindparam(_ROW))
+        statement = _STATEMENTS[kind, table.name] = build(table)
     return statement
 
 
-_UPDATE_STATEMENTS: dict[str, Any] = {}
+_STATEMENTS: dict[tuple[str, str], Any] = {}
 
 
 # --- ids for held rows ----------------------------------------------------------------------
@@ -116,8 +123,7 @@ def reserve_ids(session: Session, table: Table, count: int) -> list[int]:
             "SELECT nextval(pg_get_serial_sequence(:t, 'id')) FROM generate_series(1, :n)"),
             {"t": table.name, "n": count}).scalars())
     else:
-        top = state["top"] or conn.execute(
-            select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
+        top = state["top"] or conn.execute(_top_of(table)).scalar_one()
         ids = list(range(top + 1, top + 1 + count))
         state["top"] = top + count
     state["spare"] = ids

@@ -145,24 +145,29 @@ def claim_due(*, session: Session, now: dt.datetime, lease: dt.timedelta,
     fell due) in one statement: an UPDATE of the due rows, RETURNING what sending needs.
     A mail leased by an instance that died is due again once its lease runs out; on
     PostgreSQL rows another instance is claiming right now are skipped, not waited for."""
-    due = (select(_OUTBOX.c.id)
-           .where(or_(_OUTBOX.c.state == OutboxState.PENDING,
-                      (_OUTBOX.c.state == OutboxState.SENDING) & (_OUTBOX.c.lease_until < now)))
-           .where(_OUTBOX.c.next_attempt_at <= now)
-           .order_by(_OUTBOX.c.next_attempt_at, _OUTBOX.c.id).limit(limit)
-           .with_for_update(skip_locked=True))
-    rows = session.connection().execute(
-        update(_OUTBOX).where(_OUTBOX.c.id.in_(due.scalar_subquery()))
-        .values(state=OutboxState.SENDING, lease_until=now + lease)
-        .returning(*_SENDING)).all()
+    rows = session.connection().execute(_CLAIM, {"now": now, "new_lease": now + lease,
+                                                 "limit": limit}).all()
     return sorted(rows, key=lambda r: (r.next_attempt_at, r.id))
 
 
 def next_due(*, session: Session) -> dt.datetime | None:
     """When the earliest pending mail falls due (a retry's backoff), or None."""
-    return session.connection().execute(
-        select(func.min(_OUTBOX.c.next_attempt_at))
-        .where(_OUTBOX.c.state == OutboxState.PENDING)).scalar()
+    return session.connection().execute(_NEXT_DUE).scalar()
+
+
+# the sender's statements, run every few seconds or more often: built once
+_DUE = (core_select(_OUTBOX.c.id)
+        .where(or_(_OUTBOX.c.state == OutboxState.PENDING,
+                   (_OUTBOX.c.state == OutboxState.SENDING)
+                   & (_OUTBOX.c.lease_until < bindparam("now"))))
+        .where(_OUTBOX.c.next_attempt_at <= bindparam("now"))
+        .order_by(_OUTBOX.c.next_attempt_at, _OUTBOX.c.id).limit(bindparam("limit"))
+        .with_for_update(skip_locked=True))
+_CLAIM = (update(_OUTBOX).where(_OUTBOX.c.id.in_(_DUE.scalar_subquery()))
+          .values(state=OutboxState.SENDING, lease_until=bindparam("new_lease"))
+          .returning(*_SENDING))
+_NEXT_DUE = core_select(func.min(_OUTBOX.c.next_attempt_at)).where(
+    _OUTBOX.c.state == OutboxState.PENDING)
 
 
 def outbox_rows(*, session: Session, state: str | None = None, limit: int = 1000) -> list[Outbox]:
